@@ -1,0 +1,304 @@
+//! The fetcher: brings `CommandInfo.uris` into the sandbox before the executor starts,
+//! as Mesos's `mesos-fetcher` does.
+//!
+//! - Sources: absolute plain paths, `file://` URIs, `http://` (built-in client, follows
+//!   redirects) and `https://` (through the `curl` program, as Mesos uses libcurl).
+//!   Relative paths are refused (Mesos needs `--frameworks_home` for them).
+//! - The file is named by `output_file` when set, else by the URI's last path component.
+//! - `executable`: mode 0755, no extraction. Otherwise, unless `extract` is false,
+//!   `.tar`, `.tar.gz`, `.tgz` and `.zip` are extracted into the sandbox (the archive
+//!   stays, as in Mesos).
+//! - `cache`: the fetched bytes are kept in the fetcher cache directory under the
+//!   SHA-256 of the URI; later fetches of the same URI copy from there.
+
+use std::fs;
+use std::io;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Component, Path, PathBuf};
+
+use brine_proto::mesos::v1::command_info::Uri;
+use bytes::Bytes;
+use http_body_util::{BodyExt, Empty};
+use sha2::{Digest, Sha256};
+
+/// Why a URI could not be fetched; the message names the URI.
+#[derive(Debug, thiserror::Error)]
+#[error("Failed to fetch '{uri}': {reason}")]
+pub struct FetchError {
+    pub uri: String,
+    pub reason: String,
+}
+
+fn err(uri: &str, reason: impl ToString) -> FetchError {
+    FetchError {
+        uri: uri.to_owned(),
+        reason: reason.to_string(),
+    }
+}
+
+/// What happened for one URI (for metrics and logs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fetched {
+    Downloaded,
+    FromCache,
+}
+
+/// Fetches every URI into `sandbox`, in order; stops at the first failure.
+pub async fn fetch_all(
+    uris: &[Uri],
+    sandbox: &Path,
+    cache_dir: &Path,
+) -> Result<Vec<Fetched>, FetchError> {
+    let mut out = Vec::with_capacity(uris.len());
+    for uri in uris {
+        out.push(fetch(uri, sandbox, cache_dir).await?);
+    }
+    Ok(out)
+}
+
+/// Fetches one URI into `sandbox`.
+pub async fn fetch(uri: &Uri, sandbox: &Path, cache_dir: &Path) -> Result<Fetched, FetchError> {
+    let value = uri.value.as_str();
+    let name = match &uri.output_file {
+        Some(name) => name.clone(),
+        None => basename(value).ok_or_else(|| err(value, "cannot name the fetched file"))?,
+    };
+    let destination = safe_join(sandbox, &name)
+        .ok_or_else(|| err(value, format!("output file '{name}' leaves the sandbox")))?;
+    if let Some(parent) = destination.parent() {
+        fs::create_dir_all(parent).map_err(|e| err(value, e))?;
+    }
+
+    let how = if uri.cache() {
+        let cached = cache_dir.join(hex::encode(Sha256::digest(value.as_bytes())));
+        if cached.is_file() {
+            tracing::debug!(uri = value, cache = %cached.display(), "fetcher cache hit");
+            fs::copy(&cached, &destination).map_err(|e| err(value, e))?;
+            Fetched::FromCache
+        } else {
+            fs::create_dir_all(cache_dir).map_err(|e| err(value, e))?;
+            let partial = cached.with_extension(format!("partial-{}", uuid::Uuid::new_v4()));
+            download(value, &partial).await?;
+            fs::rename(&partial, &cached).map_err(|e| err(value, e))?;
+            fs::copy(&cached, &destination).map_err(|e| err(value, e))?;
+            Fetched::Downloaded
+        }
+    } else {
+        download(value, &destination).await?;
+        Fetched::Downloaded
+    };
+
+    if uri.executable() {
+        fs::set_permissions(&destination, fs::Permissions::from_mode(0o755))
+            .map_err(|e| err(value, e))?;
+    } else if uri.extract() {
+        let archive = destination.clone();
+        let into = sandbox.to_path_buf();
+        let uri_text = value.to_owned();
+        tokio::task::spawn_blocking(move || extract(&archive, &into))
+            .await
+            .map_err(|e| err(&uri_text, e))?
+            .map_err(|e| err(value, format!("failed to extract: {e}")))?;
+    }
+    tracing::info!(uri = value, file = %destination.display(), ?how, "fetched");
+    Ok(how)
+}
+
+/// The last path component of a URI or path (query and fragment ignored).
+fn basename(value: &str) -> Option<String> {
+    let path = match value.split_once("://") {
+        Some((_, rest)) => {
+            let rest = rest.split(['?', '#']).next().unwrap_or(rest);
+            rest.split_once('/').map(|(_, p)| p).unwrap_or("")
+        }
+        None => value,
+    };
+    path.rsplit('/')
+        .find(|c| !c.is_empty())
+        .filter(|c| *c != "." && *c != "..")
+        .map(str::to_owned)
+}
+
+fn safe_join(base: &Path, relative: &str) -> Option<PathBuf> {
+    let relative = Path::new(relative);
+    if relative
+        .components()
+        .all(|c| matches!(c, Component::Normal(_) | Component::CurDir))
+    {
+        Some(base.join(relative))
+    } else {
+        None
+    }
+}
+
+async fn download(value: &str, to: &Path) -> Result<(), FetchError> {
+    if let Some((scheme, rest)) = value.split_once("://") {
+        match scheme.to_ascii_lowercase().as_str() {
+            "file" => copy_local(value, Path::new(rest), to),
+            "http" => http_get(value, to).await,
+            "https" => curl(value, to).await,
+            other => Err(err(value, format!("unsupported URI scheme '{other}'"))),
+        }
+    } else if Path::new(value).is_absolute() {
+        copy_local(value, Path::new(value), to)
+    } else {
+        Err(err(
+            value,
+            "A relative path was passed for the resource but the Mesos framework home \
+             was not specified. Please either provide this config option or avoid using \
+             a relative path",
+        ))
+    }
+}
+
+fn copy_local(value: &str, from: &Path, to: &Path) -> Result<(), FetchError> {
+    if !from.is_file() {
+        return Err(err(value, format!("'{}' is not a file", from.display())));
+    }
+    fs::copy(from, to).map(|_| ()).map_err(|e| err(value, e))
+}
+
+async fn http_get(value: &str, to: &Path) -> Result<(), FetchError> {
+    let mut url = value.to_owned();
+    for _ in 0..10 {
+        let uri: http::Uri = url.parse().map_err(|e| err(value, e))?;
+        let host = uri
+            .host()
+            .ok_or_else(|| err(value, "no host in URL"))?
+            .to_owned();
+        let port = uri.port_u16().unwrap_or(80);
+        let stream = tokio::net::TcpStream::connect((host.trim_matches(['[', ']']), port))
+            .await
+            .map_err(|e| err(value, format!("cannot connect to {host}:{port}: {e}")))?;
+        let (mut sender, connection) =
+            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+                .await
+                .map_err(|e| err(value, e))?;
+        let driver = tokio::spawn(connection);
+        let path = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
+        let authority = uri
+            .authority()
+            .map(|a| a.as_str())
+            .unwrap_or(&host)
+            .to_owned();
+        let request = http::Request::get(path)
+            .header(http::header::HOST, authority.as_str())
+            .header(http::header::USER_AGENT, "brine-local-fetcher")
+            .body(Empty::<Bytes>::new())
+            .map_err(|e| err(value, e))?;
+        let response = sender
+            .send_request(request)
+            .await
+            .map_err(|e| err(value, e))?;
+        let status = response.status();
+        if status.is_redirection() {
+            let location = response
+                .headers()
+                .get(http::header::LOCATION)
+                .and_then(|l| l.to_str().ok())
+                .ok_or_else(|| err(value, format!("redirect {status} without Location")))?;
+            url = if location.starts_with("http://") || location.starts_with("https://") {
+                location.to_owned()
+            } else {
+                format!("http://{authority}{location}")
+            };
+            driver.abort();
+            if url.starts_with("https://") {
+                return curl(&url, to).await;
+            }
+            continue;
+        }
+        if status != http::StatusCode::OK {
+            driver.abort();
+            return Err(err(
+                value,
+                format!(
+                    "Error downloading resource, received HTTP return code {}",
+                    status.as_u16()
+                ),
+            ));
+        }
+        let mut body = response.into_body();
+        let mut file = tokio::fs::File::create(to)
+            .await
+            .map_err(|e| err(value, e))?;
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(|e| err(value, e))?;
+            if let Ok(data) = frame.into_data() {
+                tokio::io::AsyncWriteExt::write_all(&mut file, &data)
+                    .await
+                    .map_err(|e| err(value, e))?;
+            }
+        }
+        tokio::io::AsyncWriteExt::flush(&mut file)
+            .await
+            .map_err(|e| err(value, e))?;
+        driver.abort();
+        return Ok(());
+    }
+    Err(err(value, "too many redirects"))
+}
+
+async fn curl(value: &str, to: &Path) -> Result<(), FetchError> {
+    let output = tokio::process::Command::new("curl")
+        .args([
+            "--silent",
+            "--show-error",
+            "--fail",
+            "--location",
+            "--output",
+        ])
+        .arg(to)
+        .arg(value)
+        .output()
+        .await
+        .map_err(|e| err(value, format!("cannot run curl for https: {e}")))?;
+    if output.status.success() {
+        Ok(())
+    } else {
+        Err(err(
+            value,
+            format!(
+                "curl failed ({}): {}",
+                output.status,
+                String::from_utf8_lossy(&output.stderr).trim()
+            ),
+        ))
+    }
+}
+
+/// Extracts a recognised archive into `into`; other files are left alone.
+fn extract(archive: &Path, into: &Path) -> io::Result<()> {
+    let name = archive
+        .file_name()
+        .map(|n| n.to_string_lossy().to_ascii_lowercase())
+        .unwrap_or_default();
+    if name.ends_with(".tar.gz") || name.ends_with(".tgz") {
+        let file = fs::File::open(archive)?;
+        tar::Archive::new(flate2::read::GzDecoder::new(file)).unpack(into)
+    } else if name.ends_with(".tar") {
+        tar::Archive::new(fs::File::open(archive)?).unpack(into)
+    } else if name.ends_with(".zip") {
+        let mut zip = zip::ZipArchive::new(fs::File::open(archive)?)
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+        zip.extract(into)
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+    } else {
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names() {
+        assert_eq!(basename("http://h:1/a/b.tgz?x=1").as_deref(), Some("b.tgz"));
+        assert_eq!(basename("file:///tmp/x").as_deref(), Some("x"));
+        assert_eq!(basename("/tmp/dir/").as_deref(), Some("dir"));
+        assert_eq!(basename("http://h/").as_deref(), None);
+        assert!(safe_join(Path::new("/s"), "../x").is_none());
+        assert!(safe_join(Path::new("/s"), "a/b").is_some());
+    }
+}

@@ -1,0 +1,95 @@
+//! Executor cgroups follow "executor + Σ non-terminal tasks" (read back from the
+//! cgroup files). Skipped, with the reason printed, where cgroups are not writable.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use brine_local::agent::{Agent, CgroupVersion, CgroupsMode};
+use brine_proto::codec::ContentType;
+use brine_proto::mesos::v1::TaskState;
+use brine_proto::mesos::v1::executor::event;
+use common::*;
+
+const MIB: u64 = 1 << 20;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn limits_follow_the_tasks() {
+    init_tracing();
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = config(dir.path());
+    config.cgroups = CgroupsMode::Auto;
+    config.cgroups_root = format!("brine-test-{}", std::process::id());
+    let agent = Agent::start(config).await.unwrap();
+    if !agent.cgroups_enabled() {
+        println!(
+            "SKIPPED: cgroups are not available or not writable here (see the agent's warning)"
+        );
+        return;
+    }
+    let fw = framework("fw", false);
+    let exec = executor_info("e", "exec sleep 600"); // cpus 0.1, mem 32
+    agent
+        .launch(fw.clone(), exec.clone(), task("t1", 0.2, 64.0))
+        .await
+        .unwrap();
+    wait_until("the executor runs", || {
+        agent.executors().first().is_some_and(|e| e.pid.is_some())
+    })
+    .await;
+    let snap = agent.executors().remove(0);
+    let cg = snap.cgroup.clone().expect("executor cgroup");
+    let pid = snap.pid.unwrap();
+    // The process is in its cgroup from the start.
+    let procs = std::fs::read_to_string(cg.memory.join("cgroup.procs")).unwrap();
+    assert!(
+        procs.lines().any(|l| l.trim() == pid.to_string()),
+        "pid {pid} in {procs}"
+    );
+    assert_eq!(cg.memory_limit_bytes(), Some(96 * MIB));
+    let shares = |cg: &brine_local::agent::CgroupPaths| match cg.version {
+        CgroupVersion::V1 => std::fs::read_to_string(cg.cpu.join("cpu.shares"))
+            .unwrap()
+            .trim()
+            .to_owned(),
+        CgroupVersion::V2 => std::fs::read_to_string(cg.cpu.join("cpu.max"))
+            .unwrap()
+            .trim()
+            .to_owned(),
+    };
+    if cg.version == CgroupVersion::V1 {
+        assert_eq!(shares(&cg), "307"); // 1024 × 0.3
+        assert_eq!(
+            std::fs::read_to_string(cg.cpu.join("cpu.cfs_quota_us"))
+                .unwrap()
+                .trim(),
+            "30000"
+        );
+    }
+
+    let mut stream = subscribe(&agent, &subscribe_call("fw", "e"), ContentType::Protobuf).await;
+    assert_eq!(stream.next().await.r#type(), event::Type::Subscribed);
+    assert_eq!(stream.next().await.r#type(), event::Type::Launch);
+    // Grows on launch…
+    agent
+        .launch(fw.clone(), exec.clone(), task("t2", 0.5, 128.0))
+        .await
+        .unwrap();
+    assert_eq!(stream.next().await.r#type(), event::Type::Launch);
+    assert_eq!(cg.memory_limit_bytes(), Some(224 * MIB));
+    if cg.version == CgroupVersion::V1 {
+        assert_eq!(shares(&cg), "819"); // 1024 × 0.8
+    }
+    // …and shrinks on a terminal update.
+    let (finished, _) = update_call("fw", "e", "t2", TaskState::TaskFinished);
+    assert_eq!(post_call(&agent, &finished).await, 202);
+    assert_eq!(stream.next().await.r#type(), event::Type::Acknowledged);
+    assert_eq!(cg.memory_limit_bytes(), Some(96 * MIB));
+    assert_eq!(agent.executors()[0].allocation.mem_mb, 96.0);
+
+    agent.shutdown().await;
+    // Cleaned up when the executor is gone.
+    assert!(!cg.memory.exists());
+    assert!(!cg.cpu.exists());
+    let _ = std::fs::remove_dir(cg.cpu.parent().unwrap());
+    let _ = std::fs::remove_dir(cg.memory.parent().unwrap());
+}
