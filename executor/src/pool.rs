@@ -1,0 +1,186 @@
+//! The worker pool: which accepted tasks run now, and running one off the event loop.
+//!
+//! Tasks wait in launch order in a [`WorkQueue`]; the event loop starts the oldest
+//! ones while fewer tasks run than the allocation allows
+//! ([`TaskTable::concurrency`](crate::tasks::TaskTable::concurrency): `ceil(Σ cpus of
+//! non-terminal tasks)`, at least 1, at most the runtime's instance slots). Each task
+//! runs on a blocking thread of tokio's pool ([`spawn`]), never on the event loop; its
+//! outcome comes back as a [`TaskDone`] message.
+
+use std::collections::VecDeque;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use brine_proto::payload::{ErrorKind, TaskFailure, TaskSpec};
+use tokio::sync::mpsc::UnboundedSender;
+
+use crate::runtime::{Dataset, KillSwitch, Output, Progress, Runtime, TaskRun};
+
+/// Most bytes of a task's stdout (and of its stderr) written to its sandbox file.
+pub const MAX_TASK_OUTPUT_BYTES: u64 = 16 << 20;
+
+/// A decoded task waiting for a worker.
+#[derive(Debug)]
+pub struct Queued {
+    pub task_id: String,
+    pub spec: TaskSpec,
+}
+
+/// Accepted tasks not started yet, oldest first.
+#[derive(Debug, Default)]
+pub struct WorkQueue {
+    queue: VecDeque<Queued>,
+}
+
+impl WorkQueue {
+    pub fn push(&mut self, task: Queued) {
+        self.queue.push_back(task);
+    }
+
+    /// The oldest task, if `running < limit`.
+    pub fn next(&mut self, running: usize, limit: usize) -> Option<Queued> {
+        if running < limit {
+            self.queue.pop_front()
+        } else {
+            None
+        }
+    }
+
+    /// Takes a task out of the queue (killed before it started).
+    pub fn remove(&mut self, task_id: &str) -> Option<Queued> {
+        let at = self.queue.iter().position(|q| q.task_id == task_id)?;
+        self.queue.remove(at)
+    }
+
+    pub fn len(&self) -> usize {
+        self.queue.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.queue.is_empty()
+    }
+}
+
+/// Everything a worker needs to run one task.
+pub struct Job {
+    pub task_id: String,
+    pub spec: TaskSpec,
+    pub runtime: Arc<Runtime>,
+    /// The task's `mem`, in bytes (`None`: the runtime's maximum).
+    pub memory_limit_bytes: Option<u64>,
+    pub deadline: Option<Duration>,
+    pub kill: KillSwitch,
+    pub progress: Progress,
+    /// Where the task's stdout and stderr files go.
+    pub output_dir: PathBuf,
+    /// The shared dataset, or why it is not available.
+    pub dataset: Result<Option<Arc<Dataset>>, String>,
+}
+
+/// A task's outcome, sent back to the event loop.
+#[derive(Debug)]
+pub struct TaskDone {
+    pub task_id: String,
+    pub outcome: Result<Vec<u8>, TaskFailure>,
+    /// How long the task ran on its worker (load + run).
+    pub ran_for: Duration,
+}
+
+/// Runs `job` on a blocking thread; its [`TaskDone`] goes to `done` (wrapped by `wrap`).
+pub fn spawn<M: Send + 'static>(
+    job: Job,
+    done: UnboundedSender<M>,
+    wrap: impl FnOnce(TaskDone) -> M + Send + 'static,
+) {
+    tokio::task::spawn_blocking(move || {
+        let started = Instant::now();
+        let task_id = job.task_id.clone();
+        let outcome = run(job);
+        let message = wrap(TaskDone {
+            task_id,
+            outcome,
+            ran_for: started.elapsed(),
+        });
+        // The loop has gone only when the process is exiting.
+        let _ = done.send(message);
+    });
+}
+
+/// Loads the module and runs the task, on the calling thread.
+pub fn run(job: Job) -> Result<Vec<u8>, TaskFailure> {
+    // The module first: it is then cached even if this task cannot run.
+    let module = job.runtime.load(&job.spec.module)?;
+    let dataset = job
+        .dataset
+        .map_err(|message| TaskFailure::new(ErrorKind::Internal, message))?;
+    let (stdout, stderr) = outputs(&job.output_dir);
+    let task = TaskRun {
+        export: job.spec.export,
+        args: job.spec.args,
+        encoding: job.spec.encoding,
+        memory_limit_bytes: job.memory_limit_bytes,
+        deadline: job.deadline,
+        kill: job.kill,
+        progress: job.progress,
+        stdout,
+        stderr,
+        dataset,
+    };
+    job.runtime.run(&module, &task)
+}
+
+/// The task's output files, or discarded output if its directory cannot be made.
+fn outputs(dir: &std::path::Path) -> (Output, Output) {
+    match std::fs::create_dir_all(dir) {
+        Ok(()) => (
+            Output::File {
+                path: dir.join("stdout"),
+                max_bytes: MAX_TASK_OUTPUT_BYTES,
+            },
+            Output::File {
+                path: dir.join("stderr"),
+                max_bytes: MAX_TASK_OUTPUT_BYTES,
+            },
+        ),
+        Err(e) => {
+            tracing::warn!(dir = %dir.display(), error = %e, "cannot create the task's output directory; its output is discarded");
+            (Output::Discard, Output::Discard)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use brine_proto::payload::{Encoding, ModuleRef};
+
+    use super::*;
+
+    fn queued(id: &str) -> Queued {
+        Queued {
+            task_id: id.into(),
+            spec: TaskSpec {
+                module: ModuleRef::inline(vec![]),
+                export: "x".into(),
+                args: vec![],
+                encoding: Encoding::Json,
+                deadline: None,
+            },
+        }
+    }
+
+    #[test]
+    fn queue_releases_tasks_in_order_within_the_limit() {
+        let mut q = WorkQueue::default();
+        for id in ["a", "b", "c"] {
+            q.push(queued(id));
+        }
+        assert!(q.next(1, 1).is_none());
+        assert_eq!(q.next(0, 1).map(|t| t.task_id), Some("a".into()));
+        assert_eq!(q.remove("c").map(|t| t.task_id), Some("c".into()));
+        assert!(q.remove("c").is_none());
+        assert_eq!(q.len(), 1);
+        assert_eq!(q.next(1, 2).map(|t| t.task_id), Some("b".into()));
+        assert!(q.is_empty());
+    }
+}

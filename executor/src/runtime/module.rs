@@ -1,0 +1,217 @@
+//! A module ready to run tasks: compiled, checked against the ABI, linked (its
+//! `InstancePre`), so a warm task only instantiates and calls.
+
+use std::fmt;
+
+use brine_proto::payload::{ErrorKind, ModuleHash, TaskFailure};
+use wasmtime::{ExternType, FuncType, InstancePre, Linker, Module, ModuleExport, ValType};
+
+use super::abi;
+use super::error::{describe, failure};
+use super::host::HostState;
+
+/// A compiled, checked and linked module. Shared by all its tasks (`Arc`).
+pub struct LoadedModule {
+    hash: ModuleHash,
+    pre: InstancePre<HostState>,
+    alloc: ModuleExport,
+    initialize: Option<ModuleExport>,
+}
+
+impl LoadedModule {
+    /// Checks `module` against ABI v1 and links it.
+    pub(crate) fn prepare(
+        hash: ModuleHash,
+        module: &Module,
+        linker: &Linker<HostState>,
+    ) -> Result<Self, TaskFailure> {
+        check_marker(module)?;
+        check_imports(module)?;
+        check_exports(module)?;
+        let pre = linker
+            .instantiate_pre(module)
+            .map_err(|e| failure(ErrorKind::ModuleInvalid, describe(&e)))?;
+        let alloc = export_index(module, abi::ALLOC)?;
+        let initialize = module.get_export_index(abi::INITIALIZE);
+        Ok(Self {
+            hash,
+            pre,
+            alloc,
+            initialize,
+        })
+    }
+
+    /// The module's content hash.
+    pub fn hash(&self) -> ModuleHash {
+        self.hash
+    }
+
+    /// The module's compiled code.
+    pub fn module(&self) -> &Module {
+        self.pre.module()
+    }
+
+    /// The names of the tasks the module exports, sorted.
+    pub fn tasks(&self) -> Vec<String> {
+        let mut tasks: Vec<String> = self
+            .module()
+            .exports()
+            .filter(|e| !abi::is_reserved(e.name()))
+            .filter(|e| matches!(e.ty(), ExternType::Func(f) if is_entry(&f)))
+            .map(|e| e.name().to_owned())
+            .collect();
+        tasks.sort();
+        tasks
+    }
+
+    /// Checks that `export` names a task entry, `func(i32, i32, i32) -> i32`.
+    pub(crate) fn check_entry(&self, export: &str) -> Result<(), TaskFailure> {
+        let missing = |message: String| Err(failure(ErrorKind::ExportMissing, message));
+        if abi::is_reserved(export) {
+            return missing(format!(
+                "`{export}` is reserved by the Brine ABI (names starting with `_`) and is not a task"
+            ));
+        }
+        match self.module().get_export(export) {
+            None => missing(format!(
+                "the module exports no task `{export}` (its tasks: {})",
+                list_or_none(&self.tasks())
+            )),
+            Some(ExternType::Func(f)) if is_entry(&f) => Ok(()),
+            Some(ExternType::Func(f)) => missing(format!(
+                "export `{export}` has type {f}; a task entry is \
+                 (func (param i32 i32 i32) (result i32))"
+            )),
+            Some(other) => missing(format!(
+                "export `{export}` is a {}, not a task entry function",
+                extern_kind(&other)
+            )),
+        }
+    }
+
+    pub(crate) fn pre(&self) -> &InstancePre<HostState> {
+        &self.pre
+    }
+
+    pub(crate) fn alloc(&self) -> &ModuleExport {
+        &self.alloc
+    }
+
+    pub(crate) fn initialize(&self) -> Option<&ModuleExport> {
+        self.initialize.as_ref()
+    }
+}
+
+impl fmt::Debug for LoadedModule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LoadedModule")
+            .field("hash", &self.hash)
+            .field("tasks", &self.tasks())
+            .finish()
+    }
+}
+
+/// The module must export `__brine_abi_v1`; others are named in the refusal.
+fn check_marker(module: &Module) -> Result<(), TaskFailure> {
+    match module.get_export(abi::MARKER_V1) {
+        Some(ExternType::Func(f)) if f.params().len() == 0 && f.results().len() == 0 => Ok(()),
+        Some(_) => Err(failure(
+            ErrorKind::AbiMismatch,
+            format!("`{}` must be a func() marker", abi::MARKER_V1),
+        )),
+        None => {
+            let declared: Vec<String> = module
+                .exports()
+                .filter_map(|e| e.name().strip_prefix(abi::MARKER_PREFIX))
+                .map(|v| format!("v{v}"))
+                .collect();
+            Err(failure(
+                ErrorKind::AbiMismatch,
+                format!(
+                    "not a Brine v1 module: no `{}` export (module declares: {}); \
+                     this executor supports ABI versions: {}",
+                    abi::MARKER_V1,
+                    list_or_none(&declared),
+                    abi::supported_versions()
+                ),
+            ))
+        }
+    }
+}
+
+/// Imports only from `brine` and `wasi_snapshot_preview1`; whether the names and types
+/// exist there is the linker's check.
+fn check_imports(module: &Module) -> Result<(), TaskFailure> {
+    for import in module.imports() {
+        if !abi::ALLOWED_IMPORT_MODULES.contains(&import.module()) {
+            return Err(failure(
+                ErrorKind::ModuleInvalid,
+                format!(
+                    "import `{}::{}` is not allowed: a Brine task may only import from `{}` \
+                     and `{}`",
+                    import.module(),
+                    import.name(),
+                    abi::BRINE_MODULE,
+                    abi::WASI_MODULE
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// `memory` (32-bit), `__brine_alloc: func(i32) -> i32`, and `_initialize: func()` if
+/// present.
+fn check_exports(module: &Module) -> Result<(), TaskFailure> {
+    let invalid = |message: String| Err(failure(ErrorKind::ModuleInvalid, message));
+    match module.get_export(abi::MEMORY) {
+        Some(ExternType::Memory(m)) if !m.is_64() => {}
+        _ => return invalid(format!("the module must export a 32-bit `{}`", abi::MEMORY)),
+    }
+    match module.get_export(abi::ALLOC) {
+        Some(ExternType::Func(f)) if is_i32s(f.params(), 1) && is_i32s(f.results(), 1) => {}
+        _ => {
+            return invalid(format!(
+                "the module must export `{}: func(i32) -> i32` (ABI v1)",
+                abi::ALLOC
+            ));
+        }
+    }
+    match module.get_export(abi::INITIALIZE) {
+        None => Ok(()),
+        Some(ExternType::Func(f)) if f.params().len() == 0 && f.results().len() == 0 => Ok(()),
+        Some(_) => invalid(format!("`{}` must be a func()", abi::INITIALIZE)),
+    }
+}
+
+fn export_index(module: &Module, name: &str) -> Result<ModuleExport, TaskFailure> {
+    module
+        .get_export_index(name)
+        .ok_or_else(|| failure(ErrorKind::ModuleInvalid, format!("missing export `{name}`")))
+}
+
+fn is_entry(f: &FuncType) -> bool {
+    is_i32s(f.params(), 3) && is_i32s(f.results(), 1)
+}
+
+fn is_i32s(mut types: impl ExactSizeIterator<Item = ValType>, count: usize) -> bool {
+    types.len() == count && types.all(|t| matches!(t, ValType::I32))
+}
+
+fn extern_kind(ty: &ExternType) -> &'static str {
+    match ty {
+        ExternType::Func(_) => "function",
+        ExternType::Global(_) => "global",
+        ExternType::Table(_) => "table",
+        ExternType::Memory(_) => "memory",
+        ExternType::Tag(_) => "tag",
+    }
+}
+
+fn list_or_none(items: &[String]) -> String {
+    if items.is_empty() {
+        "none".into()
+    } else {
+        items.join(", ")
+    }
+}

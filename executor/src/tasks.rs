@@ -1,0 +1,417 @@
+//! The task table and the executor's allocation.
+//!
+//! The executor's container is "its own resources + Σ resources of its non-terminal
+//! tasks": it grows when a task is launched and shrinks when the task's terminal update
+//! is sent. A task stays in the table after that until every update of it has been
+//! acknowledged, because until then it may have to be re-sent in SUBSCRIBE.
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use brine_proto::mesos::v1::{Resource, TaskInfo, TaskState};
+use brine_proto::payload::Allocation;
+
+use crate::runtime::{KillSwitch, Progress};
+
+/// Scalar resources (the ones Brine uses).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Resources {
+    pub cpus: f64,
+    pub mem_mb: f64,
+    pub disk_mb: f64,
+}
+
+impl Resources {
+    /// Sums the `cpus`, `mem` and `disk` scalars of a Mesos resource list (several
+    /// entries of one name, e.g. from different roles, add up). Others are ignored.
+    pub fn from_mesos(resources: &[Resource]) -> Self {
+        let mut out = Self::default();
+        for r in resources {
+            let Some(value) = r.scalar.as_ref().map(|s| s.value) else {
+                continue;
+            };
+            if !value.is_finite() || value < 0.0 {
+                continue;
+            }
+            match r.name.as_str() {
+                "cpus" => out.cpus += value,
+                "mem" => out.mem_mb += value,
+                "disk" => out.disk_mb += value,
+                _ => {}
+            }
+        }
+        out
+    }
+
+    fn add(&mut self, other: Resources) {
+        self.cpus += other.cpus;
+        self.mem_mb += other.mem_mb;
+        self.disk_mb += other.disk_mb;
+    }
+}
+
+/// Where a task is in its life inside the executor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// Accepted, waiting for a free worker.
+    Queued,
+    /// On a worker since `started`.
+    Running { started: Instant },
+    /// Its terminal update was sent.
+    Terminal(TaskState),
+}
+
+/// One task the executor knows.
+#[derive(Debug)]
+pub struct TaskEntry {
+    pub info: TaskInfo,
+    pub resources: Resources,
+    pub phase: Phase,
+    /// Whether any update of this task was acknowledged (then it is not sent in
+    /// SUBSCRIBE's `unacknowledged_tasks`).
+    pub acknowledged: bool,
+    pub kill: KillSwitch,
+    pub progress: Progress,
+}
+
+impl TaskEntry {
+    pub fn is_terminal(&self) -> bool {
+        matches!(self.phase, Phase::Terminal(_))
+    }
+}
+
+/// Every task the executor holds, by task id.
+#[derive(Debug, Default)]
+pub struct TaskTable {
+    own: Resources,
+    tasks: BTreeMap<String, TaskEntry>,
+}
+
+impl TaskTable {
+    /// A table for an executor whose own resources are `own`.
+    pub fn new(own: Resources) -> Self {
+        Self {
+            own,
+            tasks: BTreeMap::new(),
+        }
+    }
+
+    /// The executor's own resources.
+    pub fn own(&self) -> Resources {
+        self.own
+    }
+
+    pub fn set_own(&mut self, own: Resources) {
+        self.own = own;
+    }
+
+    /// Adds a launched task, queued. Returns `false` (and changes nothing) if a task
+    /// with this id is already known.
+    pub fn insert(&mut self, info: TaskInfo) -> bool {
+        let id = task_id(&info).to_owned();
+        if self.tasks.contains_key(&id) {
+            return false;
+        }
+        let resources = Resources::from_mesos(&info.resources);
+        self.tasks.insert(
+            id,
+            TaskEntry {
+                info,
+                resources,
+                phase: Phase::Queued,
+                acknowledged: false,
+                kill: KillSwitch::new(),
+                progress: Progress::new(),
+            },
+        );
+        true
+    }
+
+    pub fn get(&self, id: &str) -> Option<&TaskEntry> {
+        self.tasks.get(id)
+    }
+
+    pub fn get_mut(&mut self, id: &str) -> Option<&mut TaskEntry> {
+        self.tasks.get_mut(id)
+    }
+
+    pub fn contains(&self, id: &str) -> bool {
+        self.tasks.contains_key(id)
+    }
+
+    /// Marks a task started on a worker.
+    pub fn start(&mut self, id: &str, now: Instant) {
+        if let Some(task) = self.tasks.get_mut(id)
+            && task.phase == Phase::Queued
+        {
+            task.phase = Phase::Running { started: now };
+        }
+    }
+
+    /// Marks a task terminal; its resources leave the allocation. Returns whether it
+    /// was non-terminal before.
+    pub fn finish(&mut self, id: &str, state: TaskState) -> bool {
+        match self.tasks.get_mut(id) {
+            Some(task) if !task.is_terminal() => {
+                task.phase = Phase::Terminal(state);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Records that an update of the task was acknowledged; drops the task when it is
+    /// terminal and `has_unacknowledged` says no update of it is still outstanding.
+    pub fn acknowledge(&mut self, id: &str, has_unacknowledged: bool) {
+        let remove = match self.tasks.get_mut(id) {
+            Some(task) => {
+                task.acknowledged = true;
+                task.is_terminal() && !has_unacknowledged
+            }
+            None => false,
+        };
+        if remove {
+            self.tasks.remove(id);
+        }
+    }
+
+    /// Drops terminal tasks for which `has_unacknowledged` is false.
+    pub fn forget_settled(&mut self, has_unacknowledged: impl Fn(&str) -> bool) {
+        self.tasks.retain(|id, task| {
+            !(task.is_terminal() && task.acknowledged && !has_unacknowledged(id))
+        });
+    }
+
+    /// Tasks that are not terminal (queued or running).
+    pub fn active(&self) -> impl Iterator<Item = (&str, &TaskEntry)> {
+        self.tasks
+            .iter()
+            .filter(|(_, t)| !t.is_terminal())
+            .map(|(id, t)| (id.as_str(), t))
+    }
+
+    /// Tasks on a worker, with their start time.
+    pub fn running(&self) -> impl Iterator<Item = (&str, &TaskEntry, Instant)> {
+        self.tasks.iter().filter_map(|(id, t)| match t.phase {
+            Phase::Running { started } => Some((id.as_str(), t, started)),
+            _ => None,
+        })
+    }
+
+    pub fn running_count(&self) -> usize {
+        self.running().count()
+    }
+
+    pub fn active_count(&self) -> usize {
+        self.active().count()
+    }
+
+    /// TaskInfos of the tasks no update of which has been acknowledged, for SUBSCRIBE.
+    pub fn unacknowledged(&self) -> Vec<TaskInfo> {
+        self.tasks
+            .values()
+            .filter(|t| !t.acknowledged)
+            .map(|t| t.info.clone())
+            .collect()
+    }
+
+    /// Whether the table holds nothing at all.
+    pub fn is_empty(&self) -> bool {
+        self.tasks.is_empty()
+    }
+
+    /// Σ resources of the non-terminal tasks.
+    pub fn tasks_resources(&self) -> Resources {
+        let mut sum = Resources::default();
+        for (_, t) in self.active() {
+            sum.add(t.resources);
+        }
+        sum
+    }
+
+    /// The executor's container: its own resources plus its non-terminal tasks'.
+    pub fn allocation(&self) -> Allocation {
+        let mut total = self.own;
+        total.add(self.tasks_resources());
+        Allocation {
+            cpus: total.cpus,
+            mem_mb: total.mem_mb,
+            disk_mb: total.disk_mb,
+            tasks: u32::try_from(self.active_count()).unwrap_or(u32::MAX),
+        }
+    }
+
+    /// How many tasks may run side by side: `ceil(Σ cpus of non-terminal tasks)`, at
+    /// least 1, at most `cap` (the runtime's instance slots).
+    pub fn concurrency(&self, cap: u32) -> usize {
+        workers_for(self.tasks_resources().cpus, cap)
+    }
+}
+
+/// `ceil(cpus)` (tolerating float noise such as 0.1 × 10), at least 1, at most `cap`
+/// (itself at least 1).
+pub fn workers_for(cpus: f64, cap: u32) -> usize {
+    let cap = usize::try_from(cap.max(1)).unwrap_or(usize::MAX);
+    if !cpus.is_finite() || cpus <= 0.0 {
+        return 1;
+    }
+    let wanted = (cpus - 1e-6).ceil();
+    if wanted >= cap as f64 {
+        cap
+    } else {
+        // In range 1..cap: the cast is exact.
+        (wanted as usize).clamp(1, cap)
+    }
+}
+
+/// The task id's value.
+pub fn task_id(info: &TaskInfo) -> &str {
+    &info.task_id.value
+}
+
+/// A task id turned into a single safe file-name component: ASCII letters, digits,
+/// `.`, `_` and `-` are kept, anything else becomes `_`; when anything was replaced
+/// (or the name would be `.`/`..`/empty) a short hash of the original id is appended so
+/// that distinct ids never share a directory.
+pub fn sanitize_task_id(id: &str) -> String {
+    let mut out: String = id
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .take(128)
+        .collect();
+    let changed = out != id || out.is_empty() || out == "." || out == "..";
+    if changed {
+        use sha2::{Digest, Sha256};
+        let digest = Sha256::digest(id.as_bytes());
+        out.push('-');
+        out.push_str(&hex::encode(&digest[..4]));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use brine_proto::mesos::v1::{TaskId, value};
+
+    use super::*;
+
+    fn scalar(name: &str, v: f64) -> Resource {
+        Resource {
+            name: name.into(),
+            r#type: value::Type::Scalar as i32,
+            scalar: Some(value::Scalar { value: v }),
+            ..Default::default()
+        }
+    }
+
+    fn task(id: &str, cpus: f64, mem: f64) -> TaskInfo {
+        TaskInfo {
+            name: id.into(),
+            task_id: TaskId { value: id.into() },
+            resources: vec![scalar("cpus", cpus), scalar("mem", mem)],
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn resources_add_up_by_name() {
+        let r = Resources::from_mesos(&[
+            scalar("cpus", 0.5),
+            scalar("cpus", 0.25),
+            scalar("mem", 64.0),
+            scalar("disk", 10.0),
+            scalar("gpus", 1.0),
+            scalar("mem", f64::NAN),
+        ]);
+        assert_eq!(
+            r,
+            Resources {
+                cpus: 0.75,
+                mem_mb: 64.0,
+                disk_mb: 10.0
+            }
+        );
+    }
+
+    #[test]
+    fn allocation_grows_on_launch_and_shrinks_on_terminal() {
+        let mut table = TaskTable::new(Resources {
+            cpus: 0.1,
+            mem_mb: 32.0,
+            disk_mb: 0.0,
+        });
+        assert_eq!(table.allocation().mem_mb, 32.0);
+        assert!(table.insert(task("a", 1.0, 64.0)));
+        assert!(table.insert(task("b", 0.5, 128.0)));
+        assert!(
+            !table.insert(task("a", 9.0, 9.0)),
+            "duplicate ids are refused"
+        );
+        let a = table.allocation();
+        assert_eq!((a.cpus, a.mem_mb, a.tasks), (1.6, 224.0, 2));
+        assert_eq!(table.concurrency(64), 2);
+
+        table.start("a", Instant::now());
+        assert_eq!(table.running_count(), 1);
+        assert!(table.finish("a", TaskState::TaskFinished));
+        assert!(!table.finish("a", TaskState::TaskFailed), "terminal once");
+        let a = table.allocation();
+        assert_eq!((a.cpus, a.mem_mb, a.tasks), (0.6, 160.0, 1));
+        assert_eq!(table.concurrency(64), 1);
+        // Still known until its updates are acknowledged.
+        assert!(table.contains("a"));
+        table.acknowledge("a", true);
+        assert!(table.contains("a"));
+        table.acknowledge("a", false);
+        assert!(!table.contains("a"));
+    }
+
+    #[test]
+    fn unacknowledged_tasks_are_those_without_any_acknowledged_update() {
+        let mut table = TaskTable::default();
+        table.insert(task("a", 1.0, 1.0));
+        table.insert(task("b", 1.0, 1.0));
+        table.acknowledge("a", true);
+        let ids: Vec<String> = table
+            .unacknowledged()
+            .iter()
+            .map(|t| t.task_id.value.clone())
+            .collect();
+        assert_eq!(ids, ["b"]);
+        // A terminal task nobody acknowledged yet is still reported.
+        table.finish("b", TaskState::TaskError);
+        assert_eq!(table.unacknowledged().len(), 1);
+        table.forget_settled(|_| false);
+        assert_eq!(table.unacknowledged().len(), 1, "b was never acknowledged");
+    }
+
+    #[test]
+    fn concurrency_rule() {
+        assert_eq!(workers_for(0.0, 64), 1);
+        assert_eq!(workers_for(0.5, 64), 1);
+        assert_eq!(workers_for(1.0, 64), 1);
+        assert_eq!(workers_for(0.1 * 10.0 + 1e-12, 64), 1);
+        assert_eq!(workers_for(1.01, 64), 2);
+        assert_eq!(workers_for(4.0, 64), 4);
+        assert_eq!(workers_for(100.0, 8), 8);
+        assert_eq!(workers_for(f64::INFINITY, 8), 1);
+        assert_eq!(workers_for(3.0, 0), 1);
+    }
+
+    #[test]
+    fn task_ids_become_safe_distinct_file_names() {
+        assert_eq!(sanitize_task_id("task-1.a_b"), "task-1.a_b");
+        let slash = sanitize_task_id("a/b");
+        assert!(slash.starts_with("a_b-") && !slash.contains('/'), "{slash}");
+        assert_ne!(sanitize_task_id("a/b"), sanitize_task_id("a_b"));
+        assert_ne!(sanitize_task_id(".."), "..");
+        assert_ne!(sanitize_task_id(""), "");
+        assert!(sanitize_task_id(&"x".repeat(1000)).len() < 200);
+    }
+}
