@@ -128,14 +128,26 @@ mod tests {
 
     #[test]
     fn refuses_what_stout_refuses() {
-        for bad in ["", "5", "secs", "5 secs", "-5secs", "5seconds", "1.2.3secs", "5Secs"] {
+        for bad in [
+            "",
+            "5",
+            "secs",
+            "5 secs",
+            "-5secs",
+            "5seconds",
+            "1.2.3secs",
+            "5Secs",
+        ] {
             assert!(parse(bad).is_err(), "{bad:?} should be refused");
         }
         assert!(matches!(
             parse("5seconds"),
             Err(DurationError::UnknownUnit { unit, .. }) if unit == "seconds"
         ));
-        assert!(matches!(parse("1000000weeks"), Err(DurationError::TooLarge(_))));
+        assert!(matches!(
+            parse("1000000weeks"),
+            Err(DurationError::TooLarge(_))
+        ));
     }
 
     #[test]
@@ -153,7 +165,15 @@ mod tests {
 
     #[test]
     fn round_trips() {
-        for nanos in [1, 999, 1_000, 1_500_000, 5_000_000_000, 90_000_000_000, 3_600_000_000_000] {
+        for nanos in [
+            1,
+            999,
+            1_000,
+            1_500_000,
+            5_000_000_000,
+            90_000_000_000,
+            3_600_000_000_000,
+        ] {
             let d = Duration::from_nanos(nanos);
             assert_eq!(parse(&format(d)), Ok(d), "{}", format(d));
         }

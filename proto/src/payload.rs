@@ -88,10 +88,11 @@ pub trait Payload: Serialize + DeserializeOwned {
                 supported: PAYLOAD_VERSION,
             });
         }
-        let (value, rest) = postcard::take_from_bytes(body).map_err(|e| PayloadError::Malformed {
-            what,
-            reason: e.to_string(),
-        })?;
+        let (value, rest) =
+            postcard::take_from_bytes(body).map_err(|e| PayloadError::Malformed {
+                what,
+                reason: e.to_string(),
+            })?;
         if !rest.is_empty() {
             return Err(PayloadError::Trailing {
                 what,
@@ -520,7 +521,10 @@ mod tests {
             },
             SchedulerMessage::Drain,
         ] {
-            assert_eq!(SchedulerMessage::decode(&message.encode()), Ok(message.clone()));
+            assert_eq!(
+                SchedulerMessage::decode(&message.encode()),
+                Ok(message.clone())
+            );
         }
     }
 
@@ -533,13 +537,19 @@ mod tests {
         let mut future = sample_spec().encode();
         future[0] = 9;
         let err = TaskSpec::decode(&future).unwrap_err();
-        assert!(matches!(err, PayloadError::UnsupportedVersion { found: 9, .. }));
+        assert!(matches!(
+            err,
+            PayloadError::UnsupportedVersion { found: 9, .. }
+        ));
         assert!(err.to_string().contains("version 9"), "{err}");
 
         let truncated = &sample_spec().encode()[..5];
         assert!(matches!(
             TaskSpec::decode(truncated),
-            Err(PayloadError::Malformed { what: "TaskSpec", .. })
+            Err(PayloadError::Malformed {
+                what: "TaskSpec",
+                ..
+            })
         ));
 
         let mut trailing = sample_spec().encode();
