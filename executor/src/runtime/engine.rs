@@ -29,12 +29,10 @@ pub(crate) fn build(config: &RuntimeConfig) -> Result<Engine, RuntimeError> {
     wasm.strategy(Strategy::Cranelift)
         .cranelift_opt_level(OptLevel::Speed)
         .epoch_interruption(true)
-        // Tasks are Rust-style linear-memory modules: no GC proposals (the workspace's
-        // wasmtime build has no collector anyway), so no GC heaps to reserve.
+        // Tasks are Rust-style linear-memory modules: no GC proposals (wasmtime is built
+        // without its `gc` feature), so no GC heaps to reserve.
         .gc_support(false)
         .wasm_gc(false)
-        .wasm_function_references(false)
-        .wasm_exceptions(false)
         .max_wasm_stack(config.max_wasm_stack_bytes)
         .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
     Engine::new(&wasm).map_err(|e| RuntimeError::Engine(format!("{e:#}")))
