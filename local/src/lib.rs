@@ -2,8 +2,16 @@
 //!
 //! - [`agent`]: a local agent that speaks the Mesos v1 executor HTTP API, starts
 //!   executors as child processes in Mesos-style sandboxes, relays status updates
-//!   reliably and resizes each executor's cgroup as its tasks come and go. See
-//!   `local/README.md` for what it implements and how it differs from Mesos.
-//! - The local master arrives with the scheduler issue.
+//!   reliably and resizes each executor's cgroup as its tasks come and go.
+//! - [`master`]: a local master that speaks the Mesos v1 scheduler HTTP API, offers the
+//!   agents' free resources and relays calls and events between frameworks and agents.
+//! - [`LocalCluster`]: a master and N agents in this process.
+//!
+//! See `local/README.md` for what they implement and how they differ from Mesos.
 
 pub mod agent;
+mod cluster;
+pub mod master;
+mod web;
+
+pub use cluster::{LocalCluster, LocalClusterConfig, LocalClusterError};

@@ -3,69 +3,25 @@
 //! `Http::executor` in `src/slave/http.cpp`), plus `GET /state` and
 //! `GET /metrics/snapshot`.
 
-use std::convert::Infallible;
-use std::io;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 
 use brine_proto::codec::ContentType;
-use bytes::Bytes;
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
-use http_body::{Body, Frame};
-use http_body_util::{BodyExt, Full, Limited, combinators::BoxBody};
+use http_body_util::combinators::BoxBody;
 use hyper::body::Incoming;
-use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
+
+use crate::web::{
+    self, RecordStream, ResponseBody, accepted, json_response, plain, post_only, read_body,
+};
 
 use super::call;
-use super::executor::{Inner, Reply, StreamItem};
+use super::executor::{Inner, Reply};
 use super::status_updates::is_terminal;
 
-type ResponseBody = BoxBody<Bytes, io::Error>;
-
-/// Largest request body accepted (inline modules and task results ride in calls).
-const MAX_BODY: usize = 256 << 20;
-
-pub(crate) async fn serve(
-    listener: TcpListener,
-    inner: Arc<Inner>,
-    mut stop: watch::Receiver<bool>,
-) {
-    loop {
-        let accepted = tokio::select! {
-            accepted = listener.accept() => accepted,
-            _ = stop.changed() => break,
-        };
-        let (stream, peer) = match accepted {
-            Ok(pair) => pair,
-            Err(e) => {
-                tracing::warn!(error = %e, "accept failed");
-                continue;
-            }
-        };
-        let inner = Arc::clone(&inner);
-        let mut stop = stop.clone();
-        tokio::spawn(async move {
-            let service = hyper::service::service_fn(move |req| {
-                let inner = Arc::clone(&inner);
-                async move { Ok::<_, Infallible>(handle(inner, req).await) }
-            });
-            let connection = hyper::server::conn::http1::Builder::new()
-                .keep_alive(true)
-                .serve_connection(TokioIo::new(stream), service);
-            tokio::pin!(connection);
-            tokio::select! {
-                result = connection.as_mut() => {
-                    if let Err(e) = result {
-                        tracing::debug!(%peer, error = %e, "connection ended with an error");
-                    }
-                }
-                _ = stop.changed() => {}
-            }
-        });
-    }
+pub(crate) async fn serve(listener: TcpListener, inner: Arc<Inner>, stop: watch::Receiver<bool>) {
+    web::serve(listener, stop, move |req| handle(Arc::clone(&inner), req)).await;
 }
 
 async fn handle(inner: Arc<Inner>, req: Request<Incoming>) -> Response<ResponseBody> {
@@ -77,54 +33,9 @@ async fn handle(inner: Arc<Inner>, req: Request<Incoming>) -> Response<ResponseB
     }
 }
 
-fn full(bytes: impl Into<Bytes>) -> ResponseBody {
-    Full::new(bytes.into())
-        .map_err(|never| match never {})
-        .boxed()
-}
-
-/// An error answer as Mesos gives it: `text/plain; charset=utf-8` and the message.
-fn plain(status: StatusCode, message: &str) -> Response<ResponseBody> {
-    let mut response = Response::new(full(message.to_owned()));
-    *response.status_mut() = status;
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
-    response
-}
-
-fn accepted() -> Response<ResponseBody> {
-    let mut response = Response::new(full(Bytes::new()));
-    *response.status_mut() = StatusCode::ACCEPTED;
-    response
-        .headers_mut()
-        .insert(header::CONTENT_LENGTH, HeaderValue::from_static("0"));
-    response
-}
-
-fn json_response(value: serde_json::Value) -> Response<ResponseBody> {
-    let mut response = Response::new(full(value.to_string()));
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    response
-}
-
 async fn executor_endpoint(inner: Arc<Inner>, req: Request<Incoming>) -> Response<ResponseBody> {
     if req.method() != Method::POST {
-        let mut response = plain(
-            StatusCode::METHOD_NOT_ALLOWED,
-            &format!(
-                "405 Method Not Allowed. Expecting one of {{ 'POST' }}, but received '{}'.",
-                req.method()
-            ),
-        );
-        response
-            .headers_mut()
-            .insert(header::ALLOW, HeaderValue::from_static("POST"));
-        return response;
+        return post_only(req.method());
     }
     let Some(content_type) = req.headers().get(header::CONTENT_TYPE).cloned() else {
         return plain(
@@ -136,14 +47,9 @@ async fn executor_endpoint(inner: Arc<Inner>, req: Request<Incoming>) -> Respons
         .headers()
         .get(header::ACCEPT)
         .map(|v| v.as_bytes().to_vec());
-    let body = match Limited::new(req.into_body(), MAX_BODY).collect().await {
-        Ok(body) => body.to_bytes(),
-        Err(e) => {
-            return plain(
-                StatusCode::BAD_REQUEST,
-                &format!("Failed to read request body: {e}"),
-            );
-        }
+    let body = match read_body(req.into_body()).await {
+        Ok(body) => body,
+        Err(response) => return response,
     };
     let Ok(content_type) = ContentType::from_content_type(content_type.as_bytes()) else {
         return plain(
@@ -184,34 +90,13 @@ async fn executor_endpoint(inner: Arc<Inner>, req: Request<Incoming>) -> Respons
     match inner.executor_call(call, stream_type) {
         Ok(Reply::Accepted) => accepted(),
         Ok(Reply::Stream(rx, ct, guard)) => {
-            let mut response = Response::new(BoxBody::new(EventStream { rx, _guard: guard }));
+            let mut response = Response::new(BoxBody::new(RecordStream { rx, _guard: guard }));
             response
                 .headers_mut()
                 .insert(header::CONTENT_TYPE, HeaderValue::from_static(ct.as_str()));
             response
         }
         Err((status, message)) => plain(status, &message),
-    }
-}
-
-/// The SUBSCRIBE response body: one RecordIO record per data frame (so per HTTP
-/// chunk); ends when the agent drops the sender; an error item aborts the connection.
-struct EventStream {
-    rx: mpsc::UnboundedReceiver<StreamItem>,
-    _guard: tokio::sync::oneshot::Sender<()>,
-}
-
-impl Body for EventStream {
-    type Data = Bytes;
-    type Error = io::Error;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
-        self.rx
-            .poll_recv(cx)
-            .map(|item| item.map(|result| result.map(Frame::data)))
     }
 }
 

@@ -1,0 +1,232 @@
+//! A Mesos-compatible local master: serves the v1 scheduler HTTP API on loopback
+//! (protobuf and JSON), offers its agents' free resources and relays launches, kills,
+//! acknowledgements and messages to them (through the [`crate::agent::Agent`] API; real
+//! Mesos agents register over libprocess, which brine-local does not speak), and their
+//! status updates, messages and executor exits back to the frameworks.
+//!
+//! Modules: `http` (the endpoint), `validation` (calls, offers, tasks), `frameworks`
+//! (the registry), `offers` (agents, offers, the per-agent worker), `resources`,
+//! `tasks`, `reconcile`, and `core` (state and event loop).
+
+mod core;
+mod frameworks;
+mod http;
+mod offers;
+mod reconcile;
+pub mod resources;
+mod tasks;
+mod validation;
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{mpsc, oneshot, watch};
+
+use crate::agent::{Agent, AgentEvent};
+use core::{Command, State};
+use offers::AgentSlot;
+use resources::Resources;
+
+/// Master configuration.
+#[derive(Debug, Clone)]
+pub struct MasterConfig {
+    /// Where to serve; default `127.0.0.1:0` (any free port).
+    pub listen: SocketAddr,
+    /// `--hostname`; default `127.0.0.1`.
+    pub hostname: String,
+    /// Master id (framework ids are `<id>-NNNN`, offers `<id>-ON`); default a fresh uuid.
+    pub id: String,
+    /// HEARTBEAT interval (`SUBSCRIBED.heartbeat_interval_seconds`); Mesos: 15 s.
+    pub heartbeat_interval: Duration,
+    /// Periodic allocation (Mesos `--allocation_interval`, 1 s); offers are also made
+    /// at once whenever resources, frameworks or filters change.
+    pub allocation_interval: Duration,
+}
+
+impl Default for MasterConfig {
+    fn default() -> Self {
+        MasterConfig {
+            listen: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
+            hostname: "127.0.0.1".to_owned(),
+            id: uuid::Uuid::new_v4().to_string(),
+            heartbeat_interval: Duration::from_secs(15),
+            allocation_interval: Duration::from_secs(1),
+        }
+    }
+}
+
+/// An agent handed to the master: the agent, its event receiver
+/// ([`Agent::take_events`]) and the port ranges to offer with it.
+pub struct MasterAgent {
+    pub agent: Arc<Agent>,
+    pub events: mpsc::UnboundedReceiver<AgentEvent>,
+    pub ports: Vec<(u64, u64)>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum MasterError {
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// A running local master. Dropping it stops serving.
+pub struct Master {
+    addr: SocketAddr,
+    id: String,
+    tx: mpsc::UnboundedSender<Command>,
+    stop: watch::Sender<bool>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Master {
+    /// Binds the scheduler API and starts the master over `agents`.
+    pub async fn start(
+        config: MasterConfig,
+        agents: Vec<MasterAgent>,
+    ) -> Result<Master, MasterError> {
+        let listener = tokio::net::TcpListener::bind(config.listen)
+            .await
+            .map_err(|source| MasterError::Bind {
+                addr: config.listen,
+                source,
+            })?;
+        let addr = listener.local_addr().map_err(|source| MasterError::Bind {
+            addr: config.listen,
+            source,
+        })?;
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let mut tasks = Vec::new();
+        let mut slots = Vec::new();
+        for (
+            index,
+            MasterAgent {
+                agent,
+                mut events,
+                ports,
+            },
+        ) in agents.into_iter().enumerate()
+        {
+            let (ops_tx, ops_rx) = mpsc::unbounded_channel();
+            tasks.push(tokio::spawn(offers::agent_worker(
+                Arc::clone(&agent),
+                ops_rx,
+                tx.clone(),
+            )));
+            let forward = tx.clone();
+            tasks.push(tokio::spawn(async move {
+                while let Some(event) = events.recv().await {
+                    if forward.send(Command::Agent { index, event }).is_err() {
+                        break;
+                    }
+                }
+            }));
+            let r = agent.config().resources;
+            slots.push(AgentSlot {
+                id: agent.agent_id().clone(),
+                info: agent.info(),
+                endpoint: agent.endpoint(),
+                total: Resources {
+                    cpus: r.cpus,
+                    mem: r.mem_mb,
+                    disk: r.disk_mb,
+                    ports,
+                },
+                ops: ops_tx,
+                executors: Default::default(),
+                tasks: Default::default(),
+                offered: Resources::default(),
+                active: true,
+            });
+        }
+        let info = core::master_info(&config.id, addr, &config.hostname);
+        let id = config.id.clone();
+        let interval = config.allocation_interval;
+        let mut state = State::new(config, info, tx.clone(), slots);
+        tasks.push(tokio::spawn(async move {
+            let mut ticks = tokio::time::interval(interval);
+            loop {
+                let command = tokio::select! {
+                    command = rx.recv() => command,
+                    _ = ticks.tick() => Some(Command::Allocate),
+                };
+                let Some(command) = command else { break };
+                if !state.handle(command) {
+                    break;
+                }
+            }
+        }));
+        let (stop, stop_rx) = watch::channel(false);
+        let http_tx = tx.clone();
+        tasks.push(tokio::spawn(crate::web::serve(
+            listener,
+            stop_rx,
+            move |req| http::handle(http_tx.clone(), req),
+        )));
+        tracing::info!(%addr, master_id = %id, "local master started");
+        Ok(Master {
+            addr,
+            id,
+            tx,
+            stop,
+            tasks,
+        })
+    }
+
+    /// `http://ip:port`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn endpoint(&self) -> SocketAddr {
+        self.addr
+    }
+
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// The agent went away: its offers are rescinded, its tasks reported lost
+    /// (`TASK_LOST`, `TASK_GONE` for PARTITION_AWARE frameworks) and every framework
+    /// gets a FAILURE naming it. False if no such active agent.
+    pub async fn remove_agent(&self, agent_id: &str) -> bool {
+        let (reply, rx) = oneshot::channel();
+        if self
+            .tx
+            .send(Command::RemoveAgent {
+                agent_id: agent_id.to_owned(),
+                reply,
+            })
+            .is_err()
+        {
+            return false;
+        }
+        rx.await.unwrap_or(false)
+    }
+
+    /// Ends every subscription stream and stops serving.
+    pub async fn shutdown(mut self) {
+        let (reply, rx) = oneshot::channel();
+        if self.tx.send(Command::Stop(reply)).is_ok() {
+            let _ = rx.await;
+        }
+        let _ = self.stop.send(true);
+        for task in self.tasks.drain(..) {
+            task.abort();
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for Master {
+    fn drop(&mut self) {
+        let _ = self.stop.send(true);
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}
