@@ -27,7 +27,7 @@ examples: setup
 
 ## test: every test of every crate (the examples are built first: tests run them)
 test: examples
-	$(CARGO) test --workspace --all-targets
+	$(CARGO) test --workspace --all-targets --no-fail-fast
 	$(CARGO) test --workspace --doc
 
 ## demo: run the example jobs and print their results

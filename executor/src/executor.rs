@@ -418,7 +418,8 @@ impl Executor {
         self.generation.store(self.sub, Ordering::SeqCst);
         if self.connected_once {
             tracing::info!(
-                resent_updates = self.subscribe_seq.min(self.updates.len() as u64),
+                unacknowledged_updates = self.updates.len(),
+                unacknowledged_tasks = self.tasks.unacknowledged().len(),
                 "re-subscribed to the agent"
             );
         }
