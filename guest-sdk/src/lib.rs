@@ -8,6 +8,7 @@
 //!   back the encoded result, an error message, or a panic message;
 //! - [`dataset`] reads the executor's shared, read-only dataset without copying all of it;
 //! - [`progress`] reports how far a task has got;
+//! - [`rng::Rng`] is a deterministic, seedable PRNG for tasks that sample;
 //! - [`info!`], [`warn!`], [`error!`] and [`debug!`] write log lines to stderr (while
 //!   `println!` writes to the task's stdout).
 //!
@@ -48,6 +49,7 @@ pub mod dataset;
 mod encoding;
 mod entry;
 pub mod log;
+pub mod rng;
 mod sys;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod testing;

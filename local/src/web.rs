@@ -11,7 +11,7 @@ use std::task::{Context, Poll};
 
 use brine_proto::codec::{self, CodecError, ContentType, MesosMessage};
 use bytes::Bytes;
-use http::{HeaderValue, Method, Request, Response, StatusCode, header};
+use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, header};
 use http_body::{Body, Frame};
 use http_body_util::{BodyExt, Full, Limited, combinators::BoxBody};
 use hyper::body::Incoming;
@@ -127,6 +127,64 @@ pub(crate) async fn read_body(body: Incoming) -> Result<Bytes, Response<Response
             &format!("Failed to read request body: {e}"),
         )),
     }
+}
+
+/// The checks both `Call` endpoints (executor and scheduler) make before looking at
+/// the call itself, in Mesos's order: POST only, a `Content-Type` present, a readable
+/// body, a known content type, a decodable `Call`. Returns the call and the request
+/// headers (for `Accept` and `Mesos-Stream-Id`), or the answer to give.
+pub(crate) async fn read_call<M: MesosMessage>(
+    req: Request<Incoming>,
+) -> Result<(M, HeaderMap), Response<ResponseBody>> {
+    if req.method() != Method::POST {
+        return Err(post_only(req.method()));
+    }
+    let (parts, body) = req.into_parts();
+    let Some(content_type) = parts.headers.get(header::CONTENT_TYPE) else {
+        return Err(plain(
+            StatusCode::BAD_REQUEST,
+            "Expecting 'Content-Type' to be present",
+        ));
+    };
+    let body = read_body(body).await?;
+    let Ok(content_type) = ContentType::from_content_type(content_type.as_bytes()) else {
+        return Err(plain(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "Expecting 'Content-Type' of application/json or application/x-protobuf",
+        ));
+    };
+    let call = decode_call::<M>(content_type, &body)
+        .map_err(|message| plain(StatusCode::BAD_REQUEST, &message))?;
+    Ok((call, parts.headers))
+}
+
+/// The content type of a subscription's event stream, from the request's `Accept`;
+/// Mesos's 406 when neither protobuf nor JSON is acceptable.
+// The error is the answer, returned at once (as `read_body`'s); boxing it buys nothing.
+#[allow(clippy::result_large_err)]
+pub(crate) fn stream_type(headers: &HeaderMap) -> Result<ContentType, Response<ResponseBody>> {
+    let accept = headers.get(header::ACCEPT).map(HeaderValue::as_bytes);
+    ContentType::from_accept(accept).map_err(|_| {
+        plain(
+            StatusCode::NOT_ACCEPTABLE,
+            "Expecting 'Accept' to allow 'application/x-protobuf' or 'application/json'",
+        )
+    })
+}
+
+/// A `200` whose body is the RecordIO event stream `rx` in `content_type`; `guard` is
+/// dropped when the client goes away.
+pub(crate) fn stream_response<G: Unpin + Send + Sync + 'static>(
+    rx: mpsc::UnboundedReceiver<Result<Bytes, io::Error>>,
+    guard: G,
+    content_type: ContentType,
+) -> Response<ResponseBody> {
+    let mut response = Response::new(BoxBody::new(RecordStream { rx, _guard: guard }));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(content_type.as_str()),
+    );
+    response
 }
 
 /// A streaming response: one RecordIO record per data frame (so per HTTP chunk); ends

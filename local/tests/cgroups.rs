@@ -32,10 +32,7 @@ async fn limits_follow_the_tasks() {
         .launch(fw.clone(), exec.clone(), task("t1", 0.2, 64.0))
         .await
         .unwrap();
-    wait_until("the executor runs", || {
-        agent.executors().first().is_some_and(|e| e.pid.is_some())
-    })
-    .await;
+    wait_for_executor(&agent).await;
     let snap = agent.executors().remove(0);
     let cg = snap.cgroup.clone().expect("executor cgroup");
     let pid = snap.pid.unwrap();

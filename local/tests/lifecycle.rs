@@ -56,10 +56,7 @@ async fn sandbox_layout_and_exact_environment() {
             )
             .await
             .unwrap();
-        wait_until("the executor runs", || {
-            agent.executors().first().is_some_and(|e| e.pid.is_some())
-        })
-        .await;
+        wait_for_executor(&agent).await;
         let snap = agent.executors().remove(0);
         let pid = snap.pid.unwrap();
         let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap();
@@ -143,18 +140,11 @@ async fn sandbox_layout_and_exact_environment() {
 async fn registration_timeout_destroys_the_executor() {
     init_tracing();
     let dir = tempfile::tempdir().unwrap();
-    let mut config = config(dir.path());
-    config.executor_registration_timeout = Duration::from_millis(500);
-    let mut agent = Agent::start(config).await.unwrap();
-    let mut events = agent.take_events().unwrap();
-    agent
-        .launch(
-            framework("fw", false),
-            executor_info("silent", "exec sleep 600"),
-            task("t1", 0.1, 16.0),
-        )
-        .await
-        .unwrap();
+    let (agent, mut events) = start_agent(dir.path(), |c| {
+        c.executor_registration_timeout = Duration::from_millis(500);
+    })
+    .await;
+    launch_one(&agent, "silent", "exec sleep 600").await;
     let terminated = next_event(&mut events, |e| {
         matches!(e, AgentEvent::ExecutorTerminated { .. })
     })
@@ -188,20 +178,17 @@ async fn registration_timeout_destroys_the_executor() {
 async fn executor_killed_fails_its_tasks_and_updates_are_ordered_and_retried() {
     init_tracing();
     let dir = tempfile::tempdir().unwrap();
-    let mut config = config(dir.path());
-    config.status_update_retry_interval = Duration::from_millis(300);
-    let mut agent = Agent::start(config).await.unwrap();
-    let mut events = agent.take_events().unwrap();
+    let (agent, mut events) = start_agent(dir.path(), |c| {
+        c.status_update_retry_interval = Duration::from_millis(300);
+    })
+    .await;
     let fw = framework("fw", false);
     let exec = executor_info("exec", "exec sleep 600");
     agent
         .launch(fw.clone(), exec.clone(), task("t1", 0.1, 16.0))
         .await
         .unwrap();
-    wait_until("the executor runs", || {
-        agent.executors().first().is_some_and(|e| e.pid.is_some())
-    })
-    .await;
+    wait_for_executor(&agent).await;
     let mut stream = subscribe(&agent, &subscribe_call("fw", "exec"), ContentType::Protobuf).await;
     assert_eq!(stream.next().await.r#type(), event::Type::Subscribed);
     assert_eq!(stream.next().await.r#type(), event::Type::Launch);
@@ -309,22 +296,12 @@ fn tid_of(id: &str) -> TaskId {
 async fn shutdown_sends_shutdown_then_kills_after_grace() {
     init_tracing();
     let dir = tempfile::tempdir().unwrap();
-    let mut config = config(dir.path());
-    config.executor_shutdown_grace_period = Duration::from_millis(400);
-    let mut agent = Agent::start(config).await.unwrap();
-    let mut events = agent.take_events().unwrap();
-    agent
-        .launch(
-            framework("fw", false),
-            executor_info("stubborn", "exec sleep 600"),
-            task("t1", 0.1, 16.0),
-        )
-        .await
-        .unwrap();
-    wait_until("the executor runs", || {
-        agent.executors().first().is_some_and(|e| e.pid.is_some())
+    let (agent, mut events) = start_agent(dir.path(), |c| {
+        c.executor_shutdown_grace_period = Duration::from_millis(400);
     })
     .await;
+    launch_one(&agent, "stubborn", "exec sleep 600").await;
+    wait_for_executor(&agent).await;
     let mut stream = subscribe(&agent, &subscribe_call("fw", "stubborn"), ContentType::Json).await;
     assert_eq!(stream.next().await.r#type(), event::Type::Subscribed);
     assert_eq!(stream.next().await.r#type(), event::Type::Launch);
@@ -360,8 +337,7 @@ async fn shutdown_sends_shutdown_then_kills_after_grace() {
 async fn resubscription_after_a_dropped_connection() {
     init_tracing();
     let dir = tempfile::tempdir().unwrap();
-    let mut agent = Agent::start(config(dir.path())).await.unwrap();
-    let mut events = agent.take_events().unwrap();
+    let (agent, mut events) = start_agent(dir.path(), |_| {}).await;
     agent
         .launch(
             framework("fw", true),
@@ -378,10 +354,7 @@ async fn resubscription_after_a_dropped_connection() {
         )
         .await
         .unwrap();
-    wait_until("the executor runs", || {
-        agent.executors().first().is_some_and(|e| e.pid.is_some())
-    })
-    .await;
+    wait_for_executor(&agent).await;
     let mut stream = subscribe(&agent, &subscribe_call("fw", "e"), ContentType::Protobuf).await;
     assert_eq!(stream.next().await.r#type(), event::Type::Subscribed);
     let mut launched = Vec::new();
@@ -443,8 +416,7 @@ async fn resubscription_after_a_dropped_connection() {
 async fn fetch_failure_fails_the_task() {
     init_tracing();
     let dir = tempfile::tempdir().unwrap();
-    let mut agent = Agent::start(config(dir.path())).await.unwrap();
-    let mut events = agent.take_events().unwrap();
+    let (agent, mut events) = start_agent(dir.path(), |_| {}).await;
     let mut exec = executor_info("e", "exec sleep 600");
     let missing = dir.path().join("no-such-file.tar.gz").display().to_string();
     exec.command = Some(CommandInfo {

@@ -2,6 +2,8 @@
 //! `scheduler-call-responses.json` (both runs), and a hand-written JSON framework.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -56,12 +58,7 @@ async fn request(
     body: Vec<u8>,
 ) -> (u16, String, hyper::body::Incoming, http::HeaderMap) {
     let addr = url.trim_start_matches("http://").to_owned();
-    let stream = tokio::net::TcpStream::connect(&addr).await.unwrap();
-    let (mut sender, conn) =
-        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
-            .await
-            .unwrap();
-    tokio::spawn(conn);
+    let mut sender = common::connect(&addr).await;
     let mut builder = http::Request::builder()
         .method(method)
         .uri("/api/v1/scheduler")
@@ -502,12 +499,7 @@ async fn replay_scheduler_call_responses() {
 
 async fn get(url: &str, path: &str) -> String {
     let addr = url.trim_start_matches("http://").to_owned();
-    let stream = tokio::net::TcpStream::connect(&addr).await.unwrap();
-    let (mut sender, conn) =
-        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
-            .await
-            .unwrap();
-    tokio::spawn(conn);
+    let mut sender = common::connect(&addr).await;
     let req = http::Request::get(path)
         .header("Host", addr)
         .body(Full::new(Bytes::new()))

@@ -9,7 +9,6 @@
 mod common;
 
 use base64::Engine;
-use brine_local::agent::Agent;
 use brine_proto::codec::ContentType;
 use brine_proto::mesos::v1::executor::event;
 use brine_proto::mesos::v1::{ExecutorInfo, TaskState};
@@ -46,8 +45,7 @@ async fn replay_run(run: &str, accept: ContentType, checkpoint: bool) {
     let eid = first["executor_id"]["value"].as_str().unwrap().to_owned();
 
     let dir = tempfile::tempdir().unwrap();
-    let mut agent = Agent::start(config(dir.path())).await.unwrap();
-    let mut events = agent.take_events().unwrap();
+    let (agent, mut events) = start_agent(dir.path(), |_| {}).await;
     let framework = framework(&fid, checkpoint);
     let executor: ExecutorInfo = executor_info(&eid, "exec sleep 600");
     agent

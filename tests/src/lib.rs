@@ -352,6 +352,13 @@ impl Harness {
             .expect("launch accepted");
     }
 
+    /// Launches `task` on `executor` and waits for its terminal status.
+    pub async fn run(&self, executor: &ExecutorInfo, task: TaskInfo) -> TaskStatus {
+        let task_id = task.task_id.value.clone();
+        self.launch(executor, task).await;
+        self.terminal(&task_id).await
+    }
+
     pub async fn kill(&self, task_id: &str) {
         self.agent
             .kill_task(

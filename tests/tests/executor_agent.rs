@@ -8,8 +8,8 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use brine_proto::mesos::v1::TaskState;
 use brine_proto::mesos::v1::task_status::{Reason, Source};
+use brine_proto::mesos::v1::{ExecutorInfo, TaskState};
 use brine_proto::payload::{
     DatasetRef, Encoding, ErrorKind, ExecutorConfig, ModuleHash, ModuleRef, Payload,
     SchedulerMessage, TaskOutcome,
@@ -40,12 +40,12 @@ async fn every_example_returns_its_result() {
     let exec = executor_info("examples", &config(BEAT), &[]);
 
     let sum = ModuleRef::inline(example("sum"));
-    h.launch(
-        &exec,
-        task("sum", &spec(sum.clone(), "sum", r#""1 2 3""#), 0.5, 64.0),
-    )
-    .await;
-    let done = h.terminal("sum").await;
+    let done = h
+        .run(
+            &exec,
+            task("sum", &spec(sum.clone(), "sum", r#""1 2 3""#), 0.5, 64.0),
+        )
+        .await;
     assert_eq!(done.state(), TaskState::TaskFinished, "{}", done.message());
     assert_eq!(json(&result(&done)), serde_json::json!(6));
     assert_eq!(done.source(), Source::Executor);
@@ -54,15 +54,15 @@ async fn every_example_returns_its_result() {
     let mut postcard = spec(ModuleRef::by_hash(sum.hash), "sum", "");
     postcard.encoding = Encoding::Postcard;
     postcard.args = postcard::to_stdvec(&"4 5 6".to_owned()).unwrap();
-    h.launch(&exec, task("sum-postcard", &postcard, 0.5, 64.0))
+    let done = h
+        .run(&exec, task("sum-postcard", &postcard, 0.5, 64.0))
         .await;
-    let done = h.terminal("sum-postcard").await;
     assert_eq!(postcard::from_bytes::<i64>(&result(&done)).unwrap(), 15);
 
     let hello = ModuleRef::inline(example("hello"));
-    h.launch(&exec, task("hello", &spec(hello, "hello", ""), 0.5, 64.0))
+    let done = h
+        .run(&exec, task("hello", &spec(hello, "hello", ""), 0.5, 64.0))
         .await;
-    let done = h.terminal("hello").await;
     assert_eq!(json(&result(&done)), serde_json::json!("hello world"));
     // The guest's stdout went to the task's own file in the sandbox.
     let stdout = h.sandbox("examples").join("tasks/hello/stdout");
@@ -70,9 +70,9 @@ async fn every_example_returns_its_result() {
 
     let pi = ModuleRef::inline(example("pi"));
     let args = r#"{"samples": 200000, "seed": 7}"#;
-    h.launch(&exec, task("pi", &spec(pi, "pi", args), 0.5, 64.0))
+    let done = h
+        .run(&exec, task("pi", &spec(pi, "pi", args), 0.5, 64.0))
         .await;
-    let done = h.terminal("pi").await;
     let value = json(&result(&done));
     assert_eq!(value["samples"], 200000);
     let estimate = value["estimate"].as_f64().unwrap();
@@ -81,12 +81,12 @@ async fn every_example_returns_its_result() {
     let evolve = ModuleRef::inline(example("evolve"));
     let args = r#"{"population": [[1,2,3,4,5],[50,50,50,50,31],[99,0,0,0,0]],
                    "seed": 3, "offspring": 4, "mutation_rate": 0.1}"#;
-    h.launch(
-        &exec,
-        task("evolve", &spec(evolve, "evolve", args), 0.5, 64.0),
-    )
-    .await;
-    let done = h.terminal("evolve").await;
+    let done = h
+        .run(
+            &exec,
+            task("evolve", &spec(evolve, "evolve", args), 0.5, 64.0),
+        )
+        .await;
     let value = json(&result(&done));
     assert_eq!(value["scored"].as_array().unwrap().len(), 3);
     assert_eq!(value["offspring"].as_array().unwrap().len(), 4);
@@ -158,15 +158,8 @@ async fn wordcount_reads_the_dataset_fetched_from_a_uri() {
 async fn tasks_run_side_by_side_and_one_after_another() {
     let h = Harness::start(HarnessOptions::default()).await;
     let exec = executor_info("pool", &config(BEAT), &[]);
-    let failures = ModuleRef::inline(example("failures"));
     // Warm the module first so all timing below is about running.
-    h.launch(
-        &exec,
-        task("warm", &spec(failures.clone(), "spin", "1"), 1.0, 64.0),
-    )
-    .await;
-    h.terminal("warm").await;
-    let by_hash = ModuleRef::by_hash(failures.hash);
+    let by_hash = warm_failures(&h, &exec, 1.0).await;
 
     // Three tasks of 1 cpu each: three workers, all running at once.
     for id in ["wide-1", "wide-2", "wide-3"] {
@@ -308,17 +301,15 @@ async fn failures_fail_their_task_and_the_executor_keeps_serving() {
         ),
     ];
     let pid = {
-        h.launch(
+        h.run(
             &exec,
             task("ok-0", &spec(sum.clone(), "sum", r#""1""#), 0.5, 64.0),
         )
         .await;
-        h.terminal("ok-0").await;
         h.pid("failures")
     };
     for (i, (id, spec_, kind, reason)) in cases.into_iter().enumerate() {
-        h.launch(&exec, task(id, &spec_, 0.5, 64.0)).await;
-        let status = h.terminal(id).await;
+        let status = h.run(&exec, task(id, &spec_, 0.5, 64.0)).await;
         assert_eq!(
             status.state(),
             TaskState::TaskFailed,
@@ -387,6 +378,19 @@ async fn a_bad_task_spec_is_a_task_error() {
     );
 }
 
+/// Runs one short `spin` (a task named "warm" of `cpus` cpus) of the `failures`
+/// module so the executor has compiled it; returns the module by hash for the launches
+/// that follow, which then time running, not compiling.
+async fn warm_failures(h: &Harness, exec: &ExecutorInfo, cpus: f64) -> ModuleRef {
+    let failures = ModuleRef::inline(example("failures"));
+    h.run(
+        exec,
+        task("warm", &spec(failures.clone(), "spin", "1"), cpus, 64.0),
+    )
+    .await;
+    ModuleRef::by_hash(failures.hash)
+}
+
 /// An ExecutorInfo.data that is not an ExecutorConfig: the executor says why in its
 /// log and exits 2; the agent fails its task.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -425,12 +429,12 @@ async fn a_missing_dataset_fails_tasks_clearly() {
     let exec = executor_info("nodata", &cfg, &[]);
     let wc = ModuleRef::inline(example("wordcount"));
     let args = r#"{"offset": 0, "len": 10}"#;
-    h.launch(
-        &exec,
-        task("wc", &spec(wc.clone(), "wordcount", args), 0.5, 64.0),
-    )
-    .await;
-    let status = h.terminal("wc").await;
+    let status = h
+        .run(
+            &exec,
+            task("wc", &spec(wc.clone(), "wordcount", args), 0.5, 64.0),
+        )
+        .await;
     assert_eq!(status.state(), TaskState::TaskFailed);
     assert_eq!(failure_kind(&status), ErrorKind::Internal);
     assert!(
@@ -442,17 +446,17 @@ async fn a_missing_dataset_fails_tasks_clearly() {
     // Once the file is there, the next task maps it and runs.
     std::fs::write(h.sandbox("nodata").join("not-fetched.txt"), "one two three").unwrap();
     let args = r#"{"offset": 0, "len": 100}"#;
-    h.launch(
-        &exec,
-        task(
-            "wc-again",
-            &spec(ModuleRef::by_hash(wc.hash), "wordcount", args),
-            0.5,
-            64.0,
-        ),
-    )
-    .await;
-    let done = h.terminal("wc-again").await;
+    let done = h
+        .run(
+            &exec,
+            task(
+                "wc-again",
+                &spec(ModuleRef::by_hash(wc.hash), "wordcount", args),
+                0.5,
+                64.0,
+            ),
+        )
+        .await;
     assert_eq!(json(&result(&done))["words"], 3);
     assert_eq!(h.pid("nodata"), pid, "the executor kept serving");
 }
@@ -462,15 +466,8 @@ async fn a_missing_dataset_fails_tasks_clearly() {
 async fn kill_stops_a_looping_task() {
     let h = Harness::start(HarnessOptions::default()).await;
     let exec = executor_info("kill", &config(BEAT), &[]);
-    let failures = ModuleRef::inline(example("failures"));
     // Compile the module first: compilation itself is not interruptible.
-    h.launch(
-        &exec,
-        task("warm", &spec(failures.clone(), "spin", "1"), 0.5, 64.0),
-    )
-    .await;
-    h.terminal("warm").await;
-    let looping = spec(ModuleRef::by_hash(failures.hash), "loop_forever", "");
+    let looping = spec(warm_failures(&h, &exec, 0.5).await, "loop_forever", "");
     h.launch(&exec, task("loop", &looping, 0.5, 64.0)).await;
     h.status("loop", TaskState::TaskRunning).await;
     let asked = Instant::now();
@@ -493,14 +490,7 @@ async fn shutdown_kills_every_task_and_exits_in_time() {
     })
     .await;
     let exec = executor_info("shut", &config(BEAT), &[]);
-    let failures = ModuleRef::inline(example("failures"));
-    h.launch(
-        &exec,
-        task("warm", &spec(failures.clone(), "spin", "1"), 0.5, 64.0),
-    )
-    .await;
-    h.terminal("warm").await;
-    let failures = ModuleRef::by_hash(failures.hash);
+    let failures = warm_failures(&h, &exec, 0.5).await;
     for id in ["a", "b"] {
         h.launch(
             &exec,
@@ -721,9 +711,8 @@ async fn control_messages_prefetch_evict_and_drain() {
     let exec = executor_info("ctl", &config(BEAT), &[]);
     let sum = ModuleRef::inline(example("sum"));
     let hello = ModuleRef::inline(example("hello"));
-    h.launch(&exec, task("first", &spec(hello, "hello", ""), 0.5, 64.0))
+    h.run(&exec, task("first", &spec(hello, "hello", ""), 0.5, 64.0))
         .await;
-    h.terminal("first").await;
     let fid = h.framework_id();
     let send = |m: Bytes| {
         let agent = h.agent.clone();
@@ -777,9 +766,9 @@ async fn an_idle_executor_shuts_itself_down() {
     };
     let exec = executor_info("idle", &cfg, &[]);
     let sum = ModuleRef::inline(example("sum"));
-    h.launch(&exec, task("only", &spec(sum, "sum", r#""1""#), 0.5, 64.0))
+    let done = h
+        .run(&exec, task("only", &spec(sum, "sum", r#""1""#), 0.5, 64.0))
         .await;
-    let done = h.terminal("only").await;
     let finished_at = Instant::now();
     assert_eq!(done.state(), TaskState::TaskFinished);
     assert_eq!(h.terminated("idle", Duration::from_secs(10)).await, Some(0));
@@ -844,12 +833,11 @@ async fn measure_warm_sum_latency() {
     let h = Harness::start(HarnessOptions::default()).await;
     let exec = executor_info("lat", &config(Duration::from_secs(5)), &[]);
     let sum = ModuleRef::inline(example("sum"));
-    h.launch(
+    h.run(
         &exec,
         task("warm", &spec(sum.clone(), "sum", r#""1 2 3""#), 0.5, 64.0),
     )
     .await;
-    h.terminal("warm").await;
     let by_hash = spec(ModuleRef::by_hash(sum.hash), "sum", r#""1 2 3""#);
     let mut times = Vec::new();
     for i in 0..300 {
@@ -914,9 +902,8 @@ async fn measure_resident_memory_with_a_shared_dataset() {
         let exec = executor_info("rss", &cfg, &uris);
         let wc = ModuleRef::inline(example("wordcount"));
         let sum = ModuleRef::inline(example("sum"));
-        h.launch(&exec, task("warm", &spec(sum, "sum", r#""1""#), 0.5, 64.0))
+        h.run(&exec, task("warm", &spec(sum, "sum", r#""1""#), 0.5, 64.0))
             .await;
-        h.terminal("warm").await;
         let pid = h.pid("rss");
         let idle = rss_kib(pid).unwrap();
         let ids: Vec<String> = (0..4).map(|i| format!("wc{i}")).collect();

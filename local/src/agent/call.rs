@@ -3,14 +3,8 @@
 //! texts. JSON is checked the way stout's `protobuf::parse` walks it, so type errors
 //! get Mesos's wording.
 
-use brine_proto::codec::ContentType;
 use brine_proto::mesos::v1::executor::{Call, call};
 use brine_proto::mesos::v1::{TaskState, task_status};
-
-/// Decodes a body that the caller has already matched to `content_type`.
-pub fn decode(content_type: ContentType, body: &[u8]) -> Result<Call, String> {
-    crate::web::decode_call::<Call>(content_type, body)
-}
 
 /// `validateExecutorCall`: the text after "Failed to validate Executor::Call: ".
 pub fn validate(call: &Call) -> Result<(), String> {

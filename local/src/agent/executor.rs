@@ -185,6 +185,26 @@ pub(crate) struct State {
     next_conn: u64,
 }
 
+impl State {
+    /// The executor `eid` of framework `fid`, for the calls the agent's owner makes by
+    /// id; the error names whichever of the two is unknown.
+    fn executor_mut(
+        &mut self,
+        fid: &FrameworkId,
+        eid: &ExecutorId,
+    ) -> Result<&mut Executor, AgentError> {
+        self.frameworks
+            .get_mut(&fid.value)
+            .ok_or_else(|| AgentError::UnknownFramework(fid.value.clone()))?
+            .executors
+            .get_mut(&eid.value)
+            .ok_or_else(|| AgentError::UnknownExecutor {
+                framework: fid.value.clone(),
+                executor: eid.value.clone(),
+            })
+    }
+}
+
 const MAX_COMPLETED_EXECUTORS: usize = 150;
 
 /// What an accepted executor call turns into.
@@ -888,17 +908,7 @@ impl Inner {
         eid: &ExecutorId,
     ) -> Result<(), AgentError> {
         let mut st = self.lock();
-        let fw = st
-            .frameworks
-            .get_mut(&fid.value)
-            .ok_or_else(|| AgentError::UnknownFramework(fid.value.clone()))?;
-        let exec = fw
-            .executors
-            .get_mut(&eid.value)
-            .ok_or_else(|| AgentError::UnknownExecutor {
-                framework: fid.value.clone(),
-                executor: eid.value.clone(),
-            })?;
+        let exec = st.executor_mut(fid, eid)?;
         self.shutdown_locked(exec, &fid.value);
         Ok(())
     }
@@ -1026,18 +1036,8 @@ impl Inner {
         eid: &ExecutorId,
         data: Bytes,
     ) -> Result<(), AgentError> {
-        let st = self.lock();
-        let fw = st
-            .frameworks
-            .get(&fid.value)
-            .ok_or_else(|| AgentError::UnknownFramework(fid.value.clone()))?;
-        let exec = fw
-            .executors
-            .get(&eid.value)
-            .ok_or_else(|| AgentError::UnknownExecutor {
-                framework: fid.value.clone(),
-                executor: eid.value.clone(),
-            })?;
+        let mut st = self.lock();
+        let exec = st.executor_mut(fid, eid)?;
         if exec.state != ExecutorState::Running {
             tracing::warn!(executor = %eid.value, state = ?exec.state, "dropping framework message: executor is not running");
             return Ok(());
@@ -1052,16 +1052,7 @@ impl Inner {
 
     pub fn disconnect(&self, fid: &FrameworkId, eid: &ExecutorId) -> Result<(), AgentError> {
         let mut st = self.lock();
-        let exec = st
-            .frameworks
-            .get_mut(&fid.value)
-            .ok_or_else(|| AgentError::UnknownFramework(fid.value.clone()))?
-            .executors
-            .get_mut(&eid.value)
-            .ok_or_else(|| AgentError::UnknownExecutor {
-                framework: fid.value.clone(),
-                executor: eid.value.clone(),
-            })?;
+        let exec = st.executor_mut(fid, eid)?;
         let conn = exec
             .conn
             .take()

@@ -6,15 +6,13 @@
 use std::sync::Arc;
 
 use brine_proto::codec::ContentType;
-use http::{HeaderValue, Method, Request, Response, StatusCode, header};
-use http_body_util::combinators::BoxBody;
+use brine_proto::mesos::v1::executor::Call;
+use http::{Request, Response, StatusCode};
 use hyper::body::Incoming;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use crate::web::{
-    self, RecordStream, ResponseBody, accepted, json_response, plain, post_only, read_body,
-};
+use crate::web::{self, ResponseBody, accepted, json_response, plain};
 
 use super::call;
 use super::executor::{Inner, Reply};
@@ -34,32 +32,9 @@ async fn handle(inner: Arc<Inner>, req: Request<Incoming>) -> Response<ResponseB
 }
 
 async fn executor_endpoint(inner: Arc<Inner>, req: Request<Incoming>) -> Response<ResponseBody> {
-    if req.method() != Method::POST {
-        return post_only(req.method());
-    }
-    let Some(content_type) = req.headers().get(header::CONTENT_TYPE).cloned() else {
-        return plain(
-            StatusCode::BAD_REQUEST,
-            "Expecting 'Content-Type' to be present",
-        );
-    };
-    let accept = req
-        .headers()
-        .get(header::ACCEPT)
-        .map(|v| v.as_bytes().to_vec());
-    let body = match read_body(req.into_body()).await {
-        Ok(body) => body,
+    let (call, headers) = match web::read_call::<Call>(req).await {
+        Ok(pair) => pair,
         Err(response) => return response,
-    };
-    let Ok(content_type) = ContentType::from_content_type(content_type.as_bytes()) else {
-        return plain(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "Expecting 'Content-Type' of application/json or application/x-protobuf",
-        );
-    };
-    let call = match call::decode(content_type, &body) {
-        Ok(call) => call,
-        Err(message) => return plain(StatusCode::BAD_REQUEST, &message),
     };
     if let Err(message) = call::validate(&call) {
         inner.count_invalid(
@@ -74,14 +49,9 @@ async fn executor_endpoint(inner: Arc<Inner>, req: Request<Incoming>) -> Respons
     use brine_proto::mesos::v1::executor::call::Type;
     let mut stream_type = ContentType::Json;
     match call.r#type() {
-        Type::Subscribe => match ContentType::from_accept(accept.as_deref()) {
+        Type::Subscribe => match web::stream_type(&headers) {
             Ok(ct) => stream_type = ct,
-            Err(_) => {
-                return plain(
-                    StatusCode::NOT_ACCEPTABLE,
-                    "Expecting 'Accept' to allow 'application/x-protobuf' or 'application/json'",
-                );
-            }
+            Err(response) => return response,
         },
         // Answered before any lookup: executors may send made-up ids.
         Type::Heartbeat => return accepted(),
@@ -89,13 +59,7 @@ async fn executor_endpoint(inner: Arc<Inner>, req: Request<Incoming>) -> Respons
     }
     match inner.executor_call(call, stream_type) {
         Ok(Reply::Accepted) => accepted(),
-        Ok(Reply::Stream(rx, ct, guard)) => {
-            let mut response = Response::new(BoxBody::new(RecordStream { rx, _guard: guard }));
-            response
-                .headers_mut()
-                .insert(header::CONTENT_TYPE, HeaderValue::from_static(ct.as_str()));
-            response
-        }
+        Ok(Reply::Stream(rx, ct, guard)) => web::stream_response(rx, guard, ct),
         Err((status, message)) => plain(status, &message),
     }
 }

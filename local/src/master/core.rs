@@ -167,6 +167,13 @@ impl State {
             .position(|a| a.active && a.id.value == agent_id)
     }
 
+    /// Answers the caller, then allocates: the answer (a new subscriber's stream, a
+    /// call's result) goes out before any offers the change makes possible.
+    fn reply_then_allocate<T>(&mut self, reply: oneshot::Sender<T>, value: T) {
+        let _ = reply.send(value);
+        self.allocate();
+    }
+
     /// Handles one command; false to stop the loop.
     pub fn handle(&mut self, command: Command) -> bool {
         match command {
@@ -176,8 +183,7 @@ impl State {
                 reply,
             } => {
                 let subscribed = self.subscribe(call, content_type);
-                let _ = reply.send(subscribed);
-                self.allocate();
+                self.reply_then_allocate(reply, subscribed);
             }
             Command::Call {
                 call,
@@ -185,8 +191,7 @@ impl State {
                 reply,
             } => {
                 let result = self.call(call, stream_id);
-                let _ = reply.send(result);
-                self.allocate();
+                self.reply_then_allocate(reply, result);
             }
             Command::StreamClosed {
                 framework_id,
@@ -222,8 +227,7 @@ impl State {
             Command::Allocate => self.allocate(),
             Command::RemoveAgent { agent_id, reply } => {
                 let removed = self.remove_agent(&agent_id);
-                let _ = reply.send(removed);
-                self.allocate();
+                self.reply_then_allocate(reply, removed);
             }
             Command::State(reply) => {
                 let _ = reply.send(self.state_json());

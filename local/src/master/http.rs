@@ -2,10 +2,8 @@
 //! `Master::Http::scheduler` (`src/master/http.cpp`), plus `GET /master/state`,
 //! `GET /metrics/snapshot` and `GET /version`.
 
-use brine_proto::codec::ContentType;
 use brine_proto::mesos::v1::scheduler::{Call, call};
-use http::{HeaderValue, Method, Request, Response, StatusCode, header};
-use http_body_util::combinators::BoxBody;
+use http::{HeaderValue, Request, Response, StatusCode};
 use hyper::body::Incoming;
 use serde_json::json;
 use tokio::sync::{mpsc, oneshot};
@@ -13,7 +11,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::core::Command;
 use super::validation;
 use crate::web::{
-    RecordStream, ResponseBody, accepted, decode_call, json_response, plain, post_only, read_body,
+    ResponseBody, accepted, json_response, plain, read_call, stream_response, stream_type,
 };
 
 pub async fn handle(
@@ -67,37 +65,13 @@ async fn scheduler(
     tx: mpsc::UnboundedSender<Command>,
     req: Request<Incoming>,
 ) -> Response<ResponseBody> {
-    if req.method() != Method::POST {
-        return post_only(req.method());
-    }
-    let Some(content_type) = req.headers().get(header::CONTENT_TYPE).cloned() else {
-        return plain(
-            StatusCode::BAD_REQUEST,
-            "Expecting 'Content-Type' to be present",
-        );
-    };
-    let accept = req
-        .headers()
-        .get(header::ACCEPT)
-        .map(|v| v.as_bytes().to_vec());
-    let stream_id = req
-        .headers()
-        .get("Mesos-Stream-Id")
-        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
-    let body = match read_body(req.into_body()).await {
-        Ok(body) => body,
+    let (call, headers) = match read_call::<Call>(req).await {
+        Ok(pair) => pair,
         Err(response) => return response,
     };
-    let Ok(content_type) = ContentType::from_content_type(content_type.as_bytes()) else {
-        return plain(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "Expecting 'Content-Type' of application/json or application/x-protobuf",
-        );
-    };
-    let call: Call = match decode_call(content_type, &body) {
-        Ok(call) => call,
-        Err(message) => return plain(StatusCode::BAD_REQUEST, &message),
-    };
+    let stream_id = headers
+        .get("Mesos-Stream-Id")
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
     if let Err(message) = validation::validate_call(&call) {
         let _ = tx.send(Command::InvalidCall);
         return plain(
@@ -106,11 +80,9 @@ async fn scheduler(
         );
     }
     if call.r#type() == call::Type::Subscribe {
-        let Ok(stream_type) = ContentType::from_accept(accept.as_deref()) else {
-            return plain(
-                StatusCode::NOT_ACCEPTABLE,
-                "Expecting 'Accept' to allow 'application/x-protobuf' or 'application/json'",
-            );
+        let stream_type = match stream_type(&headers) {
+            Ok(stream_type) => stream_type,
+            Err(response) => return response,
         };
         if stream_id.is_some() {
             return plain(
@@ -132,18 +104,11 @@ async fn scheduler(
         let Ok(subscribed) = rx.await else {
             return unavailable();
         };
-        let mut response = Response::new(BoxBody::new(RecordStream {
-            rx: subscribed.rx,
-            _guard: subscribed.guard,
-        }));
-        let headers = response.headers_mut();
+        let mut response =
+            stream_response(subscribed.rx, subscribed.guard, subscribed.content_type);
         if let Ok(value) = HeaderValue::from_str(&subscribed.stream_id) {
-            headers.insert("Mesos-Stream-Id", value);
+            response.headers_mut().insert("Mesos-Stream-Id", value);
         }
-        headers.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static(subscribed.content_type.as_str()),
-        );
         return response;
     }
     let (reply, rx) = oneshot::channel();

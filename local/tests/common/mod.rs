@@ -119,6 +119,53 @@ pub async fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
     }
 }
 
+/// An agent on `dir` with [`config`] adjusted by `tweak`, and its event stream.
+pub async fn start_agent(
+    dir: &Path,
+    tweak: impl FnOnce(&mut AgentConfig),
+) -> (Agent, mpsc::UnboundedReceiver<AgentEvent>) {
+    let mut config = config(dir);
+    tweak(&mut config);
+    let mut agent = Agent::start(config).await.unwrap();
+    let events = agent.take_events().unwrap();
+    (agent, events)
+}
+
+/// Launches task `t1` (cpus 0.1, mem 16) of framework `fw` (no checkpointing) on a new
+/// executor `executor` that runs `command`.
+pub async fn launch_one(agent: &Agent, executor: &str, command: &str) {
+    agent
+        .launch(
+            framework("fw", false),
+            executor_info(executor, command),
+            task("t1", 0.1, 16.0),
+        )
+        .await
+        .unwrap();
+}
+
+/// Waits until the first executor's process is running (has a pid).
+pub async fn wait_for_executor(agent: &Agent) {
+    wait_until("the executor runs", || {
+        agent.executors().first().is_some_and(|e| e.pid.is_some())
+    })
+    .await;
+}
+
+/// An HTTP/1.1 client connection to `addr` (an agent or a master), its connection
+/// task spawned.
+pub async fn connect(
+    addr: impl tokio::net::ToSocketAddrs,
+) -> hyper::client::conn::http1::SendRequest<Full<Bytes>> {
+    let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let (sender, conn) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+            .await
+            .unwrap();
+    tokio::spawn(conn);
+    sender
+}
+
 /// One HTTP/1.1 request on a fresh connection: (status, headers, body).
 pub async fn request(
     agent: &Agent,
@@ -126,14 +173,7 @@ pub async fn request(
     headers: &[(String, String)],
     body: Bytes,
 ) -> (u16, http::HeaderMap, Bytes) {
-    let stream = tokio::net::TcpStream::connect(agent.endpoint())
-        .await
-        .unwrap();
-    let (mut sender, conn) =
-        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
-            .await
-            .unwrap();
-    tokio::spawn(conn);
+    let mut sender = connect(agent.endpoint()).await;
     let mut req = http::Request::builder()
         .method(method)
         .uri("/api/v1/executor")
@@ -176,14 +216,7 @@ pub struct Stream {
 }
 
 pub async fn subscribe(agent: &Agent, call: &Call, accept: ContentType) -> Stream {
-    let stream = tokio::net::TcpStream::connect(agent.endpoint())
-        .await
-        .unwrap();
-    let (mut sender, conn) =
-        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
-            .await
-            .unwrap();
-    tokio::spawn(conn);
+    let mut sender = connect(agent.endpoint()).await;
     let req = http::Request::post("/api/v1/executor")
         .header("Host", agent.endpoint().to_string())
         .header("Content-Type", "application/json")
