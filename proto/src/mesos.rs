@@ -21,7 +21,52 @@ pub mod v1 {
     }
 }
 
+impl v1::TaskState {
+    /// Whether a task in this state is over, as Mesos's `protobuf::isTerminalState`
+    /// decides (`src/common/protobuf_utils.cpp`): `TASK_UNREACHABLE` and `TASK_UNKNOWN`
+    /// are not, since the task may still be running. The match is exhaustive so a new
+    /// state cannot be classified by accident.
+    pub fn is_terminal(self) -> bool {
+        use v1::TaskState::*;
+        match self {
+            TaskFinished | TaskFailed | TaskKilled | TaskLost | TaskError | TaskDropped
+            | TaskGone | TaskGoneByOperator => true,
+            TaskStaging | TaskStarting | TaskRunning | TaskKilling | TaskUnreachable
+            | TaskUnknown => false,
+        }
+    }
+}
+
 /// The encoded `FileDescriptorSet` of the three packages (without source info), for
 /// reflection: see [`crate::reflect::descriptor_pool`].
 pub const FILE_DESCRIPTOR_SET: &[u8] =
     include_bytes!(concat!(env!("OUT_DIR"), "/mesos_v1_descriptor_set.bin"));
+
+#[cfg(test)]
+mod tests {
+    use super::v1::TaskState;
+
+    #[test]
+    fn terminal_states_are_mesos_s() {
+        let terminal: Vec<_> = (0..=13)
+            .filter_map(|n| TaskState::try_from(n).ok())
+            .filter(|s| s.is_terminal())
+            .map(|s| s.as_str_name())
+            .collect();
+        assert_eq!(
+            terminal,
+            [
+                "TASK_FINISHED",
+                "TASK_FAILED",
+                "TASK_KILLED",
+                "TASK_LOST",
+                "TASK_ERROR",
+                "TASK_DROPPED",
+                "TASK_GONE",
+                "TASK_GONE_BY_OPERATOR"
+            ]
+        );
+        assert!(!TaskState::TaskUnreachable.is_terminal());
+        assert!(!TaskState::TaskUnknown.is_terminal());
+    }
+}

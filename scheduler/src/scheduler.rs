@@ -365,7 +365,7 @@ impl Scheduler {
     fn on_update(&mut self, status: TaskStatus) {
         let state = status.state();
         tracing::trace!(task = %status.task_id.value, state = state.as_str_name(), "UPDATE");
-        if is_terminal(state)
+        if state.is_terminal()
             && let Some(launched) = self.launched.remove(&status.task_id.value)
         {
             self.finish(launched, &status);
@@ -511,17 +511,6 @@ fn spawn_call_sender(caller: Caller) -> mpsc::UnboundedSender<Call> {
         }
     });
     tx
-}
-
-fn is_terminal(state: TaskState) -> bool {
-    !matches!(
-        state,
-        TaskState::TaskStaging
-            | TaskState::TaskStarting
-            | TaskState::TaskRunning
-            | TaskState::TaskKilling
-            | TaskState::TaskUnreachable
-    )
 }
 
 fn scalar(resources: &[Resource], name: &str) -> f64 {

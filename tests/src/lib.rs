@@ -176,16 +176,6 @@ pub fn task(id: &str, spec: &TaskSpec, cpus: f64, mem_mb: f64) -> TaskInfo {
     task_with_data(id, Bytes::from(spec.encode()), cpus, mem_mb)
 }
 
-pub fn is_terminal(state: TaskState) -> bool {
-    !matches!(
-        state,
-        TaskState::TaskStaging
-            | TaskState::TaskStarting
-            | TaskState::TaskRunning
-            | TaskState::TaskKilling
-    )
-}
-
 /// The TaskOutcome in a status's data.
 pub fn outcome(status: &TaskStatus) -> TaskOutcome {
     TaskOutcome::decode(status.data.as_deref().unwrap_or_default())
@@ -223,7 +213,7 @@ impl Log {
     pub fn terminal_of(&self, task_id: &str) -> Option<&TaskStatus> {
         self.statuses_of(task_id)
             .into_iter()
-            .find(|s| is_terminal(s.state()))
+            .find(|s| s.state().is_terminal())
     }
 }
 

@@ -23,7 +23,7 @@ use tokio::sync::{Notify, mpsc};
 
 use super::cgroups::{CgroupPaths, Cgroups};
 use super::config::{AgentConfig, AgentResources};
-use super::status_updates::{Received, StatusUpdates, StreamKey, is_terminal};
+use super::status_updates::{Received, StatusUpdates, StreamKey};
 use super::{AgentError, AgentEvent, ExecutorSnapshot, fetcher, launcher, sandbox};
 
 /// The lifecycle states of an executor, as Mesos names them.
@@ -78,7 +78,7 @@ impl Executor {
         let live = self.queued.iter().map(|t| &t.resources).chain(
             self.launched
                 .values()
-                .filter(|t| !is_terminal(t.state))
+                .filter(|t| !t.state.is_terminal())
                 .map(|t| &t.info.resources),
         );
         for resources in live {
@@ -436,7 +436,7 @@ impl Inner {
         if fw.executors.values().any(|e| {
             e.launched
                 .get(&task.task_id.value)
-                .is_some_and(|t| !is_terminal(t.state))
+                .is_some_and(|t| !t.state.is_terminal())
                 || e.queued.iter().any(|t| t.task_id == task.task_id)
         }) {
             return Err(AgentError::InvalidLaunch(format!(
@@ -820,7 +820,7 @@ impl Inner {
             let mut dead: Vec<TaskId> = exec
                 .launched
                 .values()
-                .filter(|t| !is_terminal(t.state))
+                .filter(|t| !t.state.is_terminal())
                 .map(|t| t.info.task_id.clone())
                 .collect();
             for t in std::mem::take(&mut exec.queued) {
@@ -1012,7 +1012,7 @@ impl Inner {
                 let live = exec
                     .launched
                     .get(&task_id.value)
-                    .is_some_and(|t| !is_terminal(t.state));
+                    .is_some_and(|t| !t.state.is_terminal());
                 if live {
                     exec.send(&Event {
                         r#type: Some(event::Type::Kill as i32),
@@ -1133,10 +1133,10 @@ impl Inner {
                 );
             }
             if let Some(task) = exec.launched.get_mut(&task_key)
-                && !is_terminal(task.state)
+                && !task.state.is_terminal()
             {
                 task.state = state;
-                if is_terminal(state) {
+                if state.is_terminal() {
                     *st.metrics.tasks.entry(task_state_name(state)).or_default() += 1;
                     if let Some(paths) = &exec.cgroup {
                         let a = exec.allocation();
@@ -1461,7 +1461,7 @@ impl Inner {
                 used.cpus += a.cpus;
                 used.mem_mb += a.mem_mb;
                 used.disk_mb += a.disk_mb;
-                for t in e.launched.values().filter(|t| !is_terminal(t.state)) {
+                for t in e.launched.values().filter(|t| !t.state.is_terminal()) {
                     *live_tasks.entry(task_state_name(t.state)).or_default() += 1;
                 }
                 *live_tasks.entry("staging").or_default() += e.queued.len() as u64;

@@ -16,7 +16,6 @@ use crate::web::{self, ResponseBody, accepted, json_response, plain};
 
 use super::call;
 use super::executor::{Inner, Reply};
-use super::status_updates::is_terminal;
 
 pub(crate) async fn serve(listener: TcpListener, inner: Arc<Inner>, stop: watch::Receiver<bool>) {
     web::serve(listener, stop, move |req| handle(Arc::clone(&inner), req)).await;
@@ -80,8 +79,8 @@ fn state_json(inner: &Inner) -> serde_json::Value {
                 "cpu": c.cpu.display().to_string(),
                 "memory": c.memory.display().to_string(),
             })),
-            "tasks": e.tasks.iter().filter(|(_, s)| !is_terminal(*s)).map(|(id, s)| json!({"id": id.value, "state": s.as_str_name()})).collect::<Vec<_>>(),
-            "completed_tasks": e.tasks.iter().filter(|(_, s)| is_terminal(*s)).map(|(id, s)| json!({"id": id.value, "state": s.as_str_name()})).collect::<Vec<_>>(),
+            "tasks": e.tasks.iter().filter(|(_, s)| !s.is_terminal()).map(|(id, s)| json!({"id": id.value, "state": s.as_str_name()})).collect::<Vec<_>>(),
+            "completed_tasks": e.tasks.iter().filter(|(_, s)| s.is_terminal()).map(|(id, s)| json!({"id": id.value, "state": s.as_str_name()})).collect::<Vec<_>>(),
         })
     };
     let frameworks: Vec<_> = inner

@@ -101,7 +101,7 @@ impl StatusUpdates {
         if let Some(retry) = stream.retry.take() {
             retry.abort();
         }
-        if head.as_ref().is_some_and(|h| is_terminal(h.state())) {
+        if head.as_ref().is_some_and(|h| h.state().is_terminal()) {
             stream.terminated = true;
         }
         if stream.terminated {
@@ -137,20 +137,4 @@ impl StatusUpdates {
     pub fn pending_count(&self) -> usize {
         self.streams.values().map(|s| s.pending.len()).sum()
     }
-}
-
-/// Whether a task state is terminal (`protobuf::isTerminalState`).
-pub fn is_terminal(state: brine_proto::mesos::v1::TaskState) -> bool {
-    use brine_proto::mesos::v1::TaskState::*;
-    matches!(
-        state,
-        TaskFinished
-            | TaskFailed
-            | TaskKilled
-            | TaskError
-            | TaskLost
-            | TaskDropped
-            | TaskGone
-            | TaskGoneByOperator
-    )
 }

@@ -21,7 +21,7 @@ use super::frameworks::{Filter, Framework, Subscription, event};
 use super::offers::{AgentOp, AgentSlot, OutstandingOffer};
 use super::reconcile;
 use super::resources::Resources;
-use super::tasks::{Task, is_terminal, master_status, now_secs};
+use super::tasks::{Task, master_status, now_secs};
 use super::validation::{self, TaskContext};
 use crate::agent::AgentEvent;
 
@@ -797,7 +797,7 @@ impl State {
     fn acknowledge(&mut self, framework_id: &str, ack: call::Acknowledge) {
         if let Some(framework) = self.frameworks.get_mut(framework_id)
             && let Some(task) = framework.tasks.get(&ack.task_id.value)
-            && is_terminal(task.state)
+            && task.state.is_terminal()
             && task
                 .latest
                 .as_ref()
@@ -833,7 +833,7 @@ impl State {
                 let state = status.state();
                 self.count_state(state);
                 self.count("master/status_updates");
-                if is_terminal(state) {
+                if state.is_terminal() {
                     self.free_task(index, &framework_id.value, &status.task_id.value);
                 }
                 let Some(framework) = self.frameworks.get_mut(&framework_id.value) else {
@@ -852,10 +852,10 @@ impl State {
                     Some(task) => {
                         task.state = state;
                         task.latest = Some(status.clone());
-                        if is_terminal(state) {
+                        if state.is_terminal() {
                             task.freed = true;
                         }
-                        is_terminal(state) && status.uuid.is_none()
+                        state.is_terminal() && status.uuid.is_none()
                     }
                     None => false,
                 };
@@ -981,7 +981,7 @@ impl State {
             }
         }
         for task in framework.tasks.values() {
-            if !is_terminal(task.state)
+            if !task.state.is_terminal()
                 && task.executor_id.is_none()
                 && let Some(i) = self.agent_index(&task.agent_id.value)
             {

@@ -19,20 +19,6 @@ pub struct Task {
     pub freed: bool,
 }
 
-pub fn is_terminal(state: TaskState) -> bool {
-    matches!(
-        state,
-        TaskState::TaskFinished
-            | TaskState::TaskFailed
-            | TaskState::TaskKilled
-            | TaskState::TaskError
-            | TaskState::TaskLost
-            | TaskState::TaskDropped
-            | TaskState::TaskGone
-            | TaskState::TaskGoneByOperator
-    )
-}
-
 /// Seconds since the epoch, as Mesos stamps statuses.
 pub fn now_secs() -> f64 {
     std::time::SystemTime::now()
