@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::agent::{Agent, AgentConfig, AgentError, AgentResources, CgroupsMode};
-use crate::master::{Master, MasterAgent, MasterConfig, MasterError};
+use crate::master::{Credentials, Master, MasterAgent, MasterConfig, MasterError};
 
 /// How to start a [`LocalCluster`].
 #[derive(Debug, Clone)]
@@ -28,6 +28,8 @@ pub struct LocalClusterConfig {
     pub cgroups: CgroupsMode,
     /// Agents' `--executor_shutdown_grace_period`; default 5 s.
     pub executor_shutdown_grace_period: Duration,
+    /// The master's HTTP framework authentication ([`MasterConfig::credentials`]).
+    pub credentials: Option<Credentials>,
 }
 
 impl LocalClusterConfig {
@@ -41,6 +43,7 @@ impl LocalClusterConfig {
             heartbeat_interval: Duration::from_secs(15),
             cgroups: CgroupsMode::Auto,
             executor_shutdown_grace_period: Duration::from_secs(5),
+            credentials: None,
         }
     }
 }
@@ -69,6 +72,7 @@ impl LocalCluster {
         let master_config = MasterConfig {
             listen: config.master_listen,
             heartbeat_interval: config.heartbeat_interval,
+            credentials: config.credentials.clone(),
             ..MasterConfig::default()
         };
         let n = config.agents as f64;

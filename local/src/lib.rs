@@ -6,12 +6,14 @@
 //! - [`master`]: a local master that speaks the Mesos v1 scheduler HTTP API, offers the
 //!   agents' free resources and relays calls and events between frameworks and agents.
 //! - [`LocalCluster`]: a master and N agents in this process.
+//! - [`serve`]: running one standalone until SIGINT/SIGTERM (`brine-local`, `brine local`).
 //!
 //! See `local/README.md` for what they implement and how they differ from Mesos.
 
 pub mod agent;
 mod cluster;
 pub mod master;
+pub mod serve;
 mod web;
 
 pub use cluster::{LocalCluster, LocalClusterConfig, LocalClusterError};

@@ -1,69 +1,35 @@
 //! [`Cluster`]: the user's entry point.
 
 use std::path::PathBuf;
-use std::time::Duration;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use brine_local::{LocalCluster, LocalClusterConfig, LocalClusterError};
-use brine_proto::mesos::v1::scheduler::{Call, call, event};
-use brine_proto::mesos::v1::{FrameworkId, FrameworkInfo};
-use brine_proto::payload::ExecutorConfig;
+use brine_proto::mesos::v1::FrameworkInfo;
+use brine_proto::payload::Encoding;
+use futures::{Stream, StreamExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 
-use crate::client::{self, ClientConfig, ClientError, Endpoint};
-use crate::scheduler::{Command, Job, Scheduler};
-use crate::{Module, TaskError, TaskHandle};
-
-/// How the scheduler runs tasks. The defaults suit short closures.
-#[derive(Debug, Clone)]
-pub struct ClusterConfig {
-    /// Resources of each task.
-    pub task_cpus: f64,
-    pub task_mem_mb: f64,
-    /// Resources of the executor itself (on top of its tasks').
-    pub executor_cpus: f64,
-    pub executor_mem_mb: f64,
-    /// Filter sent with every DECLINE, so unused offers do not come straight back.
-    pub refuse_seconds: f64,
-    /// How long the master keeps the framework's tasks after the scheduler disconnects.
-    pub failover_timeout: Duration,
-    /// Retries of a task Mesos lost (executor died, agent gone…) before giving up.
-    pub max_retries: u32,
-    /// The `brine-executor` binary; default `$BRINE_EXECUTOR`, else next to the current
-    /// executable (or its parent directory, for test binaries in `deps/`).
-    pub executor_binary: Option<PathBuf>,
-    /// What every executor is told (in `ExecutorInfo.data`).
-    pub executor_config: ExecutorConfig,
-    /// `FrameworkInfo.user`; default `$USER`, else `id -un`.
-    pub user: Option<String>,
-    pub client: ClientConfig,
-}
-
-impl Default for ClusterConfig {
-    fn default() -> Self {
-        Self {
-            task_cpus: 0.1,
-            task_mem_mb: 64.0,
-            executor_cpus: 0.1,
-            executor_mem_mb: 32.0,
-            refuse_seconds: 5.0,
-            failover_timeout: Duration::from_secs(3600),
-            max_retries: 3,
-            executor_binary: None,
-            executor_config: ExecutorConfig::default(),
-            user: None,
-            client: ClientConfig::default(),
-        }
-    }
-}
+use crate::client::ClientError;
+use crate::connection::{self, MasterAddr};
+use crate::scheduler::{Command, Job, JobId, Scheduler, Template};
+use crate::status::{self, ClusterStatus};
+use crate::store::{Record, Store, StoreError};
+use crate::{ClusterConfig, JobStatus, Module, TaskError, TaskHandle};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClusterError {
-    #[error("unknown master {0:?}: expected local, local:N or http://host:port")]
+    #[error(
+        "unknown master {0:?}: expected local, local:N, http(s)://host:port or \
+         zk://host:port/path"
+    )]
     BadMaster(String),
     #[error(transparent)]
     Client(#[from] ClientError),
+    #[error("cannot find the leading master: {0}")]
+    Detect(#[from] crate::detector::DetectError),
     #[error("cannot start the local cluster: {0}")]
     Local(#[from] LocalClusterError),
     #[error("cannot create the local cluster's work directory: {0}")]
@@ -73,10 +39,19 @@ pub enum ClusterError {
          BRINE_EXECUTOR"
     )]
     ExecutorNotFound(PathBuf),
+    #[error("the dataset {0} is not a readable file")]
+    DatasetNotFound(PathBuf),
     #[error("cannot tell the current user ($USER is unset and `id -un` failed)")]
     NoUser,
     #[error("subscription refused: {0}")]
     Subscribe(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("cannot serve the status endpoint on {addr}: {source}")]
+    StatusEndpoint {
+        addr: std::net::SocketAddr,
+        source: std::io::Error,
+    },
 }
 
 /// A connection to a Mesos master (or an in-process local one) that runs closures.
@@ -96,8 +71,10 @@ pub enum ClusterError {
 pub struct Cluster {
     commands: mpsc::UnboundedSender<Command>,
     scheduler: tokio::task::JoinHandle<()>,
-    framework_id: FrameworkId,
+    next_job: Arc<AtomicU64>,
+    framework_id: String,
     master_url: String,
+    max_in_flight: usize,
     local: Option<LocalCluster>,
     // Dropped after `local`: the local agents' work directory.
     _work_dir: Option<tempfile::TempDir>,
@@ -110,8 +87,12 @@ impl Cluster {
     }
 
     /// `local` / `local:N` start an in-process master with N agents (default 1);
-    /// `http://host:port` subscribes to that master (following redirects to the
-    /// leader).
+    /// `http(s)://host:port` subscribes to that master (following redirects to the
+    /// leader); `zk://host:port[,…]/path` reads the leader from ZooKeeper.
+    ///
+    /// With a [`ClusterConfig::state_file`] that holds a FrameworkID, the scheduler
+    /// re-subscribes as that framework, reconciles its tasks, and hands the jobs it
+    /// had to the same submissions made again.
     pub async fn connect_with(
         master: &str,
         config: ClusterConfig,
@@ -123,12 +104,21 @@ impl Cluster {
         if !executor_binary.is_file() {
             return Err(ClusterError::ExecutorNotFound(executor_binary));
         }
+        let executor_binary = std::path::absolute(&executor_binary)
+            .map_err(|_| ClusterError::ExecutorNotFound(executor_binary.clone()))?;
+        let mut config = config;
+        if let Some(dataset) = &config.dataset {
+            match std::path::absolute(dataset) {
+                Ok(path) if path.is_file() => config.dataset = Some(path),
+                _ => return Err(ClusterError::DatasetNotFound(dataset.clone())),
+            }
+        }
         let user = match &config.user {
             Some(user) if !user.is_empty() => user.clone(),
             _ => current_user().ok_or(ClusterError::NoUser)?,
         };
-        let (local, work_dir, url) = match local_agents(master)? {
-            Some(agents) => {
+        let (local, work_dir, addr) = match parse_master(master)? {
+            Master::Local(agents) => {
                 let dir = tempfile::Builder::new()
                     .prefix("brine-local-")
                     .tempdir()
@@ -136,91 +126,206 @@ impl Cluster {
                 let local =
                     LocalCluster::start(LocalClusterConfig::new(agents, dir.path())).await?;
                 let url = local.master_url();
-                (Some(local), Some(dir), url)
+                (Some(local), Some(dir), MasterAddr::Http(url))
             }
-            None => (None, None, master.to_owned()),
+            Master::Remote(addr) => (None, None, addr),
         };
-        let endpoint = Endpoint::parse(&url)?;
-        let framework = FrameworkInfo {
+        let mut store = match &config.state_file {
+            Some(path) => Some(Store::open(path)?),
+            None => None,
+        };
+        let webui = match config.status_addr {
+            Some(addr) => {
+                let listener = tokio::net::TcpListener::bind(addr)
+                    .await
+                    .map_err(|source| ClusterError::StatusEndpoint { addr, source })?;
+                let bound = listener
+                    .local_addr()
+                    .map_err(|source| ClusterError::StatusEndpoint { addr, source })?;
+                Some((listener, status::webui_url(bound)))
+            }
+            None => None,
+        };
+        let mut framework = FrameworkInfo {
             // Never empty: over the v1 HTTP API Mesos does not fill it in, and agents
             // then answer launches with TASK_LOST.
             user,
-            name: "brine".into(),
+            name: config.name.clone(),
             failover_timeout: Some(config.failover_timeout.as_secs_f64()),
             checkpoint: Some(true),
             roles: vec!["*".into()],
+            webui_url: webui.as_ref().map(|(_, url)| url.clone()),
+            principal: config
+                .client
+                .credential
+                .as_ref()
+                .map(|c| c.principal.clone()),
+            id: store
+                .as_ref()
+                .and_then(|(_, state)| state.framework_id.clone())
+                .map(|value| brine_proto::mesos::v1::FrameworkId { value }),
             ..Default::default()
         };
-        let subscribe = Call {
-            r#type: Some(call::Type::Subscribe as i32),
-            subscribe: Some(call::Subscribe {
-                framework_info: framework.clone(),
-                ..Default::default()
-            }),
-            ..Default::default()
-        };
-        let mut subscription = client::subscribe(&endpoint, &subscribe, &config.client).await?;
-        let timeout = config.client.request_timeout;
-        let first = tokio::time::timeout(timeout, subscription.events.recv())
-            .await
-            .map_err(|_| ClientError::Timeout(timeout))?;
-        let framework_id = match first {
-            Some(Ok(e)) if e.r#type() == event::Type::Subscribed => e
-                .subscribed
-                .map(|s| s.framework_id)
-                .ok_or_else(|| ClusterError::Subscribe("SUBSCRIBED without a body".into()))?,
-            Some(Ok(e)) => {
-                let message = e
-                    .error
-                    .as_ref()
-                    .map(|e| e.message.clone())
-                    .unwrap_or_default();
-                return Err(ClusterError::Subscribe(format!(
-                    "first event is {} {message}",
-                    e.r#type().as_str_name()
-                )));
+        let subscribed = match connection::subscribe(&addr, &framework, &config.client).await {
+            Err(ClusterError::Subscribe(why)) if framework.id.is_some() => {
+                // The stored framework is gone (failover timeout passed, torn down):
+                // its tasks were killed; start afresh.
+                tracing::warn!(
+                    framework_id = ?framework.id,
+                    reason = %why,
+                    "the stored framework is gone: subscribing as a new one"
+                );
+                framework.id = None;
+                if let Some(path) = &config.state_file {
+                    if let Some((old, _)) = store.take() {
+                        old.remove();
+                    }
+                    store = Some(Store::open(path)?);
+                }
+                connection::subscribe(&addr, &framework, &config.client).await?
             }
-            Some(Err(e)) => return Err(e.into()),
-            None => return Err(ClientError::StreamEnded.into()),
+            other => other?,
         };
-        tracing::info!(framework_id = %framework_id.value, master = %endpoint.authority, "subscribed");
+        framework.id = Some(subscribed.framework_id.clone());
+        let framework_id = subscribed.framework_id.value.clone();
+        if let Some((store, _)) = &mut store {
+            store.append(&Record::Framework {
+                id: framework_id.clone(),
+            });
+            store.flush();
+        }
+        let master_url = subscribed.url.clone();
+        let template = Template::new(&config, subscribed.framework_id.clone(), &executor_binary);
         let (commands, rx) = mpsc::unbounded_channel();
-        let scheduler =
-            Scheduler::new(config, framework_id.clone(), &executor_binary, subscription);
+        if let Some((listener, url)) = webui {
+            tracing::info!(%url, "status endpoint");
+            status::serve(listener, commands.clone());
+        }
+        let max_in_flight = config.max_in_flight.max(1);
+        let scheduler = Scheduler::new(config, addr, framework, template, subscribed, store);
         let scheduler = tokio::spawn(scheduler.run(rx));
         Ok(Cluster {
             commands,
             scheduler,
+            next_job: Arc::new(AtomicU64::new(0)),
             framework_id,
-            master_url: url,
+            master_url,
+            max_in_flight,
             local,
             _work_dir: work_dir,
         })
     }
 
-    /// Runs `entry` of `module` on `args` (postcard-encoded) somewhere in the cluster.
+    /// Runs `entry` of `module` on `args` somewhere in the cluster; arguments and result
+    /// travel as postcard (the guest's `#[task]` types).
     pub fn submit<A, R>(&self, module: &Module, entry: &str, args: &A) -> TaskHandle<R>
     where
         A: Serialize + ?Sized,
         R: DeserializeOwned,
     {
-        let args = match postcard::to_allocvec(args) {
-            Ok(args) => args,
-            Err(e) => return TaskHandle::failed(TaskError::Encode(e.to_string())),
-        };
+        match postcard::to_allocvec(args) {
+            Ok(args) => self.submit_encoded(module, entry, args, Encoding::Postcard),
+            Err(e) => TaskHandle::failed(TaskError::Encode(e.to_string())),
+        }
+    }
+
+    /// [`Cluster::submit`] with JSON arguments and result (what the `brine` command
+    /// line sends).
+    pub fn submit_json(
+        &self,
+        module: &Module,
+        entry: &str,
+        args: &serde_json::Value,
+    ) -> TaskHandle<serde_json::Value> {
+        match serde_json::to_vec(args) {
+            Ok(args) => self.submit_encoded(module, entry, args, Encoding::Json),
+            Err(e) => TaskHandle::failed(TaskError::Encode(e.to_string())),
+        }
+    }
+
+    fn submit_encoded<R>(
+        &self,
+        module: &Module,
+        entry: &str,
+        args: Vec<u8>,
+        encoding: Encoding,
+    ) -> TaskHandle<R> {
+        let id = JobId(self.next_job.fetch_add(1, Ordering::Relaxed));
         let (result, rx) = oneshot::channel();
-        let job = Job::new(module.clone(), entry.to_owned(), args, result);
-        if self.commands.send(Command::Submit(job)).is_err() {
+        let (status, status_rx) = watch::channel(JobStatus::pending());
+        let job = Job::new(
+            id,
+            module.clone(),
+            entry.to_owned(),
+            args,
+            encoding,
+            result,
+            status,
+        );
+        if self.commands.send(Command::Submit(Box::new(job))).is_err() {
             return TaskHandle::failed(TaskError::Cancelled);
         }
-        TaskHandle::new(rx)
+        TaskHandle::new(rx, status_rx, (id, self.commands.clone()), encoding)
+    }
+
+    /// Runs `entry` on every item, keeping at most [`ClusterConfig::max_in_flight`]
+    /// jobs submitted at once, and yields `(index, result)` as each completes.
+    /// Dropping the stream cancels the jobs still running.
+    pub fn map<'a, A, R, I>(
+        &'a self,
+        module: &Module,
+        entry: &str,
+        items: I,
+    ) -> impl Stream<Item = (usize, Result<R, TaskError>)> + 'a
+    where
+        I: IntoIterator<Item = A>,
+        I::IntoIter: 'a,
+        A: Serialize + 'a,
+        R: DeserializeOwned + 'a,
+    {
+        let module = module.clone();
+        let entry = entry.to_owned();
+        futures::stream::iter(items.into_iter().enumerate())
+            .map(move |(i, item)| {
+                let handle = self.submit::<A, R>(&module, &entry, &item);
+                async move { (i, handle.await) }
+            })
+            .buffer_unordered(self.max_in_flight)
+    }
+
+    /// [`Cluster::map`] with JSON arguments and results.
+    pub fn map_json<'a, I>(
+        &'a self,
+        module: &Module,
+        entry: &str,
+        items: I,
+    ) -> impl Stream<Item = (usize, Result<serde_json::Value, TaskError>)> + 'a
+    where
+        I: IntoIterator<Item = serde_json::Value>,
+        I::IntoIter: 'a,
+    {
+        let module = module.clone();
+        let entry = entry.to_owned();
+        futures::stream::iter(items.into_iter().enumerate())
+            .map(move |(i, item)| {
+                let handle = self.submit_json(&module, &entry, &item);
+                async move { (i, handle.await) }
+            })
+            .buffer_unordered(self.max_in_flight)
+    }
+
+    /// The scheduler's jobs and executors now.
+    pub async fn status(&self) -> Option<ClusterStatus> {
+        let (tx, rx) = oneshot::channel();
+        self.commands.send(Command::Status(tx)).ok()?;
+        rx.await.ok()
     }
 
     pub fn framework_id(&self) -> &str {
-        &self.framework_id.value
+        &self.framework_id
     }
 
-    /// `http://ip:port` of the master subscribed to (before redirects).
+    /// The URL of the master first subscribed to (before redirects).
     pub fn master_url(&self) -> &str {
         &self.master_url
     }
@@ -231,7 +336,8 @@ impl Cluster {
     }
 
     /// Tears the framework down (its executors are shut down), fails what is still
-    /// pending with [`TaskError::Cancelled`], and stops a local cluster.
+    /// pending with [`TaskError::Cancelled`], removes the state file, and stops a
+    /// local cluster.
     pub async fn shutdown(self) {
         let (done, wait) = oneshot::channel();
         if self.commands.send(Command::Shutdown(done)).is_ok() {
@@ -242,28 +348,43 @@ impl Cluster {
             local.shutdown().await;
         }
     }
+
+    /// Stops this scheduler without tearing the framework down, as if its process
+    /// died: the master keeps its tasks for `failover_timeout`, and a scheduler
+    /// started with the same state file carries on.
+    pub async fn abandon(self) {
+        self.scheduler.abort();
+        let _ = self.scheduler.await;
+    }
 }
 
 impl std::fmt::Debug for Cluster {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Cluster")
-            .field("framework_id", &self.framework_id.value)
+            .field("framework_id", &self.framework_id)
             .field("master_url", &self.master_url)
             .field("local", &self.local.is_some())
             .finish()
     }
 }
 
-/// `Some(N)` for `local` / `local:N`, `None` for an HTTP master.
-fn local_agents(master: &str) -> Result<Option<usize>, ClusterError> {
+#[derive(Debug, PartialEq)]
+enum Master {
+    /// `local` / `local:N`.
+    Local(usize),
+    Remote(MasterAddr),
+}
+
+fn parse_master(master: &str) -> Result<Master, ClusterError> {
     let bad = || ClusterError::BadMaster(master.to_owned());
     match master.split_once(':') {
-        None if master == "local" => Ok(Some(1)),
+        None if master == "local" => Ok(Master::Local(1)),
         Some(("local", n)) => match n.parse::<usize>() {
-            Ok(n) if n > 0 => Ok(Some(n)),
+            Ok(n) if n > 0 => Ok(Master::Local(n)),
             _ => Err(bad()),
         },
-        Some(("http", _)) => Ok(None),
+        Some(("http" | "https", _)) => Ok(Master::Remote(MasterAddr::Http(master.to_owned()))),
+        Some(("zk", _)) => Ok(Master::Remote(MasterAddr::Zk(master.to_owned()))),
         _ => Err(bad()),
     }
 }
@@ -308,11 +429,18 @@ mod tests {
 
     #[test]
     fn parses_masters() {
-        assert_eq!(local_agents("local").ok(), Some(Some(1)));
-        assert_eq!(local_agents("local:3").ok(), Some(Some(3)));
-        assert_eq!(local_agents("http://m:5050").ok(), Some(None));
-        assert!(local_agents("local:0").is_err());
-        assert!(local_agents("zk://z:2181/mesos").is_err());
+        assert_eq!(parse_master("local").ok(), Some(Master::Local(1)));
+        assert_eq!(parse_master("local:3").ok(), Some(Master::Local(3)));
+        assert_eq!(
+            parse_master("http://m:5050").ok(),
+            Some(Master::Remote(MasterAddr::Http("http://m:5050".into())))
+        );
+        assert_eq!(
+            parse_master("zk://z:2181/mesos").ok(),
+            Some(Master::Remote(MasterAddr::Zk("zk://z:2181/mesos".into())))
+        );
+        assert!(parse_master("local:0").is_err());
+        assert!(parse_master("ftp://m").is_err());
     }
 
     #[test]

@@ -1,16 +1,22 @@
-//! What `submit` returns: a future of the typed result.
+//! What `submit` returns: a future of the typed result, which also shows the job's
+//! state and progress, and kills the task when dropped unfinished.
 
 use std::future::Future;
 use std::marker::PhantomData;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use brine_proto::payload::ErrorKind;
+use brine_proto::payload::{Encoding, ErrorKind};
 use serde::de::DeserializeOwned;
-use tokio::sync::oneshot;
+use serde::{Deserialize, Serialize};
+use tokio::sync::{mpsc, oneshot, watch};
+
+use crate::job::JobStatus;
+use crate::scheduler::{Command, JobId};
 
 /// Why a task produced no result.
-#[derive(Debug, Clone, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, thiserror::Error, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "error")]
 pub enum TaskError {
     /// The guest failed (its own error, a panic, a trap, a bad module…). Deterministic
     /// kinds are never retried.
@@ -21,10 +27,14 @@ pub enum TaskError {
         /// The last bytes the guest wrote to stderr.
         stderr_tail: String,
     },
+    /// The task ran past its deadline (`ClusterConfig::task_deadline`).
+    #[error("task timed out: {message}")]
+    Timeout { message: String },
+    /// Something outside the scheduler killed the task.
     #[error("task killed: {message}")]
     Killed { message: String },
     /// Mesos ended the task without a Brine outcome (executor died, agent lost, invalid
-    /// launch…), after `attempts` tries.
+    /// launch…) on every one of `attempts` tries.
     #[error("task {state} ({reason}) after {attempts} attempt(s): {message}")]
     Lost {
         state: String,
@@ -32,10 +42,10 @@ pub enum TaskError {
         message: String,
         attempts: u32,
     },
-    /// The cluster was shut down before the task ended.
-    #[error("task cancelled: the cluster was shut down")]
+    /// The handle was cancelled, or the cluster shut down first.
+    #[error("task cancelled")]
     Cancelled,
-    /// The scheduler lost its master.
+    /// The scheduler lost its master for good (the framework was removed).
     #[error("connection to the master lost: {0}")]
     Connection(String),
     #[error("cannot encode the arguments: {0}")]
@@ -47,17 +57,34 @@ pub enum TaskError {
     Protocol(String),
 }
 
+pub(crate) type Reply = oneshot::Sender<Result<Vec<u8>, TaskError>>;
+
 /// The pending result of one submitted closure: await it.
-#[must_use = "a TaskHandle does nothing unless awaited"]
+///
+/// Dropping a handle before it resolves cancels the job: a pending job is forgotten and
+/// a running one is killed.
+#[must_use = "a TaskHandle cancels its task when dropped; await it"]
 pub struct TaskHandle<R> {
-    pub(crate) result: oneshot::Receiver<Result<Vec<u8>, TaskError>>,
-    pub(crate) _result: PhantomData<fn() -> R>,
+    result: oneshot::Receiver<Result<Vec<u8>, TaskError>>,
+    status: Option<watch::Receiver<JobStatus>>,
+    /// Where to send the cancellation; `None` once resolved.
+    cancel: Option<(JobId, mpsc::UnboundedSender<Command>)>,
+    encoding: Encoding,
+    _result: PhantomData<fn() -> R>,
 }
 
 impl<R> TaskHandle<R> {
-    pub(crate) fn new(result: oneshot::Receiver<Result<Vec<u8>, TaskError>>) -> Self {
+    pub(crate) fn new(
+        result: oneshot::Receiver<Result<Vec<u8>, TaskError>>,
+        status: watch::Receiver<JobStatus>,
+        cancel: (JobId, mpsc::UnboundedSender<Command>),
+        encoding: Encoding,
+    ) -> Self {
         Self {
             result,
+            status: Some(status),
+            cancel: Some(cancel),
+            encoding,
             _result: PhantomData,
         }
     }
@@ -66,7 +93,41 @@ impl<R> TaskHandle<R> {
     pub(crate) fn failed(error: TaskError) -> Self {
         let (tx, rx) = oneshot::channel();
         let _ = tx.send(Err(error));
-        Self::new(rx)
+        Self {
+            result: rx,
+            status: None,
+            cancel: None,
+            encoding: Encoding::Postcard,
+            _result: PhantomData,
+        }
+    }
+
+    /// The job's state, attempts, agent and progress now.
+    pub fn status(&self) -> JobStatus {
+        match &self.status {
+            Some(status) => status.borrow().clone(),
+            None => JobStatus {
+                state: crate::JobState::Failed,
+                ..JobStatus::pending()
+            },
+        }
+    }
+
+    /// A receiver that wakes on every change of [`TaskHandle::status`] (progress
+    /// included); `None` for a handle that failed before it was submitted.
+    pub fn watch(&self) -> Option<watch::Receiver<JobStatus>> {
+        self.status.clone()
+    }
+
+    /// Cancels the job (kills its task if running). The same as dropping the handle.
+    pub fn cancel(self) {}
+}
+
+impl<R> Drop for TaskHandle<R> {
+    fn drop(&mut self) {
+        if let Some((job, commands)) = self.cancel.take() {
+            let _ = commands.send(Command::Cancel(job));
+        }
     }
 }
 
@@ -74,15 +135,30 @@ impl<R: DeserializeOwned> Future for TaskHandle<R> {
     type Output = Result<R, TaskError>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        Pin::new(&mut self.result).poll(cx).map(|received| {
-            let bytes = received.map_err(|_| TaskError::Cancelled)??;
-            postcard::from_bytes(&bytes).map_err(|e| TaskError::Decode(e.to_string()))
-        })
+        let received = std::task::ready!(Pin::new(&mut self.result).poll(cx));
+        // Resolved: nothing left to cancel.
+        self.cancel = None;
+        let bytes = match received {
+            Ok(Ok(bytes)) => bytes,
+            Ok(Err(e)) => return Poll::Ready(Err(e)),
+            Err(_) => return Poll::Ready(Err(TaskError::Cancelled)),
+        };
+        Poll::Ready(decode(self.encoding, &bytes))
     }
+}
+
+fn decode<R: DeserializeOwned>(encoding: Encoding, bytes: &[u8]) -> Result<R, TaskError> {
+    match encoding {
+        Encoding::Postcard => postcard::from_bytes(bytes).map_err(|e| e.to_string()),
+        Encoding::Json => serde_json::from_slice(bytes).map_err(|e| e.to_string()),
+    }
+    .map_err(TaskError::Decode)
 }
 
 impl<R> std::fmt::Debug for TaskHandle<R> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TaskHandle").finish_non_exhaustive()
+        f.debug_struct("TaskHandle")
+            .field("status", &self.status())
+            .finish_non_exhaustive()
     }
 }

@@ -1210,6 +1210,7 @@ impl State {
                 "user": f.info.user,
                 "roles": f.info.roles,
                 "failover_timeout": f.info.failover_timeout.unwrap_or(0.0),
+                "webui_url": f.info.webui_url.clone().unwrap_or_default(),
                 "checkpoint": f.info.checkpoint(),
                 "active": active && f.connected() && !f.suppressed,
                 "connected": f.connected(),

@@ -1,25 +1,47 @@
 //! `POST /api/v1/scheduler` with the order of checks and the texts of
 //! `Master::Http::scheduler` (`src/master/http.cpp`), plus `GET /master/state`,
 //! `GET /metrics/snapshot` and `GET /version`.
+//!
+//! With credentials configured, `/api/v1/scheduler` is behind libprocess's HTTP basic
+//! authenticator in the `mesos-master-scheduler` realm
+//! (`3rdparty/libprocess/src/authenticator.cpp`), checked before anything else, as
+//! libprocess authenticates a request before its route's handler runs.
 
+use std::sync::Arc;
+
+use base64::Engine;
 use brine_proto::mesos::v1::scheduler::{Call, call};
-use http::{HeaderValue, Request, Response, StatusCode};
+use http::{HeaderMap, HeaderValue, Request, Response, StatusCode, header};
 use hyper::body::Incoming;
 use serde_json::json;
 use tokio::sync::{mpsc, oneshot};
 
+use super::Credentials;
 use super::core::Command;
 use super::validation;
 use crate::web::{
     ResponseBody, accepted, json_response, plain, read_call, stream_response, stream_type,
 };
 
+/// `DEFAULT_HTTP_FRAMEWORK_AUTHENTICATION_REALM` (`src/master/constants.hpp`).
+const FRAMEWORK_REALM: &str = "mesos-master-scheduler";
+
 pub async fn handle(
     tx: mpsc::UnboundedSender<Command>,
+    credentials: Arc<Option<Credentials>>,
     req: Request<Incoming>,
 ) -> Response<ResponseBody> {
     match req.uri().path() {
-        "/api/v1/scheduler" => scheduler(tx, req).await,
+        "/api/v1/scheduler" => {
+            let principal = match credentials.as_ref() {
+                None => None,
+                Some(credentials) => match authenticate(credentials, req.headers()) {
+                    Some(principal) => Some(principal),
+                    None => return unauthorized(),
+                },
+            };
+            scheduler(tx, principal, req).await
+        }
         "/master/state" | "/state" | "/master/state.json" | "/state.json" => {
             query(&tx, Command::State).await
         }
@@ -43,6 +65,54 @@ pub async fn handle(
     }
 }
 
+/// libprocess's `BasicAuthenticatorProcess::authenticate`: the principal, or `None` for
+/// a 401. The header must be exactly `Basic <base64>` (split on single spaces), and the
+/// decoded text exactly `principal:secret` (split on every `:`).
+fn authenticate(credentials: &Credentials, headers: &HeaderMap) -> Option<String> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let components: Vec<&str> = value.split(' ').collect();
+    if components.len() != 2 || components[0] != "Basic" {
+        return None;
+    }
+    let decoded = stout_base64(components[1])?;
+    let decoded = String::from_utf8(decoded).ok()?;
+    let parts: Vec<&str> = decoded.split(':').collect();
+    if parts.len() != 2 || !credentials.check(parts[0], parts[1]) {
+        return None;
+    }
+    Some(parts[0].to_owned())
+}
+
+/// stout's `base64::decode`: whitespace skipped, everything from the first `=` ignored,
+/// any other character outside the alphabet an error.
+fn stout_base64(text: &str) -> Option<Vec<u8>> {
+    let cleaned: String = text
+        .split('=')
+        .next()
+        .unwrap_or_default()
+        .chars()
+        .filter(|c| !c.is_ascii_whitespace())
+        .collect();
+    let engine = base64::engine::GeneralPurpose::new(
+        &base64::alphabet::STANDARD,
+        base64::engine::GeneralPurposeConfig::new()
+            .with_decode_padding_mode(base64::engine::DecodePaddingMode::RequireNone)
+            .with_decode_allow_trailing_bits(true),
+    );
+    engine.decode(cleaned).ok()
+}
+
+/// libprocess's `Unauthorized`: 401, the realm's challenge, body `401 Unauthorized.`.
+fn unauthorized() -> Response<ResponseBody> {
+    let mut response = plain(StatusCode::UNAUTHORIZED, "401 Unauthorized.");
+    if let Ok(challenge) = HeaderValue::from_str(&format!("Basic realm=\"{FRAMEWORK_REALM}\"")) {
+        response
+            .headers_mut()
+            .insert(header::WWW_AUTHENTICATE, challenge);
+    }
+    response
+}
+
 fn unavailable() -> Response<ResponseBody> {
     plain(StatusCode::SERVICE_UNAVAILABLE, "Master is shutting down")
 }
@@ -61,11 +131,13 @@ async fn query(
     }
 }
 
+/// `principal`: who authenticated, when authentication is on.
 async fn scheduler(
     tx: mpsc::UnboundedSender<Command>,
+    principal: Option<String>,
     req: Request<Incoming>,
 ) -> Response<ResponseBody> {
-    let (call, headers) = match read_call::<Call>(req).await {
+    let (mut call, headers) = match read_call::<Call>(req).await {
         Ok(pair) => pair,
         Err(response) => return response,
     };
@@ -78,6 +150,35 @@ async fn scheduler(
             StatusCode::BAD_REQUEST,
             &format!("Failed to validate scheduler::Call: {message}"),
         );
+    }
+    if call.r#type() == call::Type::Subscribe
+        && let Some(principal) = &principal
+        && let Some(info) = call.subscribe.as_mut().map(|s| &mut s.framework_info)
+    {
+        // `validation::scheduler::call::validate` with a principal, then the handler
+        // fills in a missing `FrameworkInfo.principal` (Mesos logs a warning).
+        match &info.principal {
+            Some(declared) if declared != principal => {
+                let _ = tx.send(Command::InvalidCall);
+                return plain(
+                    StatusCode::BAD_REQUEST,
+                    &format!(
+                        "Failed to validate scheduler::Call: Authenticated principal \
+                         '{principal}' does not match principal '{declared}' set in \
+                         `FrameworkInfo`"
+                    ),
+                );
+            }
+            Some(_) => {}
+            None => {
+                tracing::warn!(
+                    %principal,
+                    "Setting 'principal' in FrameworkInfo because the framework \
+                     authenticated with that principal but did not set it in FrameworkInfo"
+                );
+                info.principal = Some(principal.clone());
+            }
+        }
     }
     if call.r#type() == call::Type::Subscribe {
         let stream_type = match stream_type(&headers) {

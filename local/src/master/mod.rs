@@ -17,7 +17,9 @@ pub mod resources;
 mod tasks;
 mod validation;
 
+use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddr};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -42,6 +44,135 @@ pub struct MasterConfig {
     /// Periodic allocation (Mesos `--allocation_interval`, 1 s); offers are also made
     /// at once whenever resources, frameworks or filters change.
     pub allocation_interval: Duration,
+    /// HTTP framework authentication: `Some` is Mesos's `--authenticate_http_frameworks
+    /// --http_framework_authenticators=basic --credentials=<file>`, so every request
+    /// to `/api/v1/scheduler` must carry `Authorization: Basic` with one of these.
+    /// Default `None` (Mesos's default: frameworks need not authenticate).
+    pub credentials: Option<Credentials>,
+}
+
+/// Principals and their secrets: a Mesos credentials file
+/// (`{"credentials":[{"principal":"…","secret":"…"}]}`, `src/credentials/credentials.hpp`).
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Credentials {
+    secrets: HashMap<String, String>,
+}
+
+/// Secrets never reach a log.
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut principals: Vec<&String> = self.secrets.keys().collect();
+        principals.sort();
+        f.debug_struct("Credentials")
+            .field("principals", &principals)
+            .finish()
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CredentialsError {
+    #[error("Failed to read credentials file '{path}': {source}")]
+    Read {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("Invalid json format: {0}")]
+    Json(String),
+    #[error("Failed to parse credentials: {0}")]
+    Parse(String),
+    #[error("Credentials file must contain at least one credential")]
+    Empty,
+}
+
+impl Credentials {
+    /// From `(principal, secret)` pairs.
+    pub fn new(pairs: impl IntoIterator<Item = (String, String)>) -> Credentials {
+        Credentials {
+            secrets: pairs.into_iter().collect(),
+        }
+    }
+
+    /// Reads a Mesos credentials file (a path, or `file://` and a path, as Mesos's
+    /// path flags). The errors are Mesos's texts; an empty file is an error, as for a
+    /// Mesos master.
+    pub fn read(path: &Path) -> Result<Credentials, CredentialsError> {
+        let text = path.to_string_lossy();
+        let path = Path::new(text.strip_prefix("file://").unwrap_or(&text));
+        let body = std::fs::read_to_string(path).map_err(|source| CredentialsError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        #[cfg(unix)]
+        if let Ok(meta) = std::fs::metadata(path) {
+            use std::os::unix::fs::PermissionsExt;
+            if meta.permissions().mode() & 0o007 != 0 {
+                tracing::warn!(
+                    path = %path.display(),
+                    "Permissions on credentials file are too open; it is recommended that your \
+                     credentials file is NOT accessible by others"
+                );
+            }
+        }
+        Credentials::from_json(&body)
+    }
+
+    /// Parses the JSON of a credentials file.
+    pub fn from_json(body: &str) -> Result<Credentials, CredentialsError> {
+        if body.is_empty() {
+            return Err(CredentialsError::Empty);
+        }
+        let value: serde_json::Value =
+            serde_json::from_str(body).map_err(|e| CredentialsError::Json(e.to_string()))?;
+        let object = value
+            .as_object()
+            .ok_or_else(|| CredentialsError::Json("not a JSON object".to_owned()))?;
+        let mut secrets = HashMap::new();
+        let list = match object.get("credentials") {
+            None | Some(serde_json::Value::Null) => &Vec::new(),
+            Some(serde_json::Value::Array(list)) => list,
+            Some(_) => {
+                return Err(CredentialsError::Parse(
+                    "Not expecting a JSON value other than an array for field 'credentials'"
+                        .to_owned(),
+                ));
+            }
+        };
+        for entry in list {
+            let principal = entry
+                .get("principal")
+                .and_then(|p| p.as_str())
+                .ok_or_else(|| {
+                    CredentialsError::Parse(
+                        "Missing required fields: credentials[].principal".into(),
+                    )
+                })?;
+            let secret = match entry.get("secret") {
+                None | Some(serde_json::Value::Null) => "",
+                Some(serde_json::Value::String(s)) => s.as_str(),
+                Some(_) => {
+                    return Err(CredentialsError::Parse(
+                        "Not expecting a JSON value other than a string for field 'secret'"
+                            .to_owned(),
+                    ));
+                }
+            };
+            secrets.insert(principal.to_owned(), secret.to_owned());
+        }
+        if secrets.is_empty() {
+            return Err(CredentialsError::Empty);
+        }
+        Ok(Credentials { secrets })
+    }
+
+    /// Whether `principal` exists and has this `secret`.
+    pub fn check(&self, principal: &str, secret: &str) -> bool {
+        self.secrets.get(principal).is_some_and(|s| s == secret)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.secrets.is_empty()
+    }
 }
 
 impl Default for MasterConfig {
@@ -52,6 +183,7 @@ impl Default for MasterConfig {
             id: uuid::Uuid::new_v4().to_string(),
             heartbeat_interval: Duration::from_secs(15),
             allocation_interval: Duration::from_secs(1),
+            credentials: None,
         }
     }
 }
@@ -144,6 +276,7 @@ impl Master {
             });
         }
         let info = core::master_info(&config.id, addr, &config.hostname);
+        let credentials = config.credentials.clone();
         let id = config.id.clone();
         let interval = config.allocation_interval;
         let mut state = State::new(config, info, tx.clone(), slots);
@@ -162,10 +295,11 @@ impl Master {
         }));
         let (stop, stop_rx) = watch::channel(false);
         let http_tx = tx.clone();
+        let credentials = Arc::new(credentials);
         tasks.push(tokio::spawn(crate::web::serve(
             listener,
             stop_rx,
-            move |req| http::handle(http_tx.clone(), req),
+            move |req| http::handle(http_tx.clone(), Arc::clone(&credentials), req),
         )));
         tracing::info!(%addr, master_id = %id, "local master started");
         Ok(Master {

@@ -4,8 +4,9 @@ use std::sync::Arc;
 
 use brine_proto::mesos::v1::scheduler::Call;
 use http::StatusCode;
+use tokio_rustls::TlsConnector;
 
-use super::{ClientConfig, ClientError, Endpoint, call_name, error_body};
+use super::{ClientConfig, ClientError, Endpoint, call_name, refusal};
 
 /// Sends calls on behalf of one subscription (its stream id goes on every call).
 #[derive(Debug, Clone)]
@@ -13,20 +14,38 @@ pub struct Caller {
     inner: Arc<Inner>,
 }
 
-#[derive(Debug)]
 struct Inner {
     endpoint: Endpoint,
     stream_id: String,
     config: ClientConfig,
+    /// Built by SUBSCRIBE when the master is `https`.
+    tls: Option<TlsConnector>,
+}
+
+impl std::fmt::Debug for Inner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Caller")
+            .field("endpoint", &self.endpoint)
+            .field("stream_id", &self.stream_id)
+            .field("config", &self.config)
+            .field("tls", &self.tls.is_some())
+            .finish()
+    }
 }
 
 impl Caller {
-    pub(super) fn new(endpoint: Endpoint, stream_id: String, config: ClientConfig) -> Self {
+    pub(super) fn new(
+        endpoint: Endpoint,
+        stream_id: String,
+        config: ClientConfig,
+        tls: Option<TlsConnector>,
+    ) -> Self {
         Self {
             inner: Arc::new(Inner {
                 endpoint,
                 stream_id,
                 config,
+                tls,
             }),
         }
     }
@@ -40,8 +59,9 @@ impl Caller {
         &self.inner.stream_id
     }
 
-    /// POSTs `call` on a connection of its own and waits for `202 Accepted`; any other
-    /// answer is a [`ClientError::Status`] carrying the master's message.
+    /// POSTs `call` on a connection of its own and waits for `202 Accepted`; `401` is a
+    /// [`ClientError::Unauthorized`], any other answer a [`ClientError::Status`]
+    /// carrying the master's message.
     pub async fn call(&self, call: &Call) -> Result<(), ClientError> {
         let timeout = self.inner.config.request_timeout;
         tokio::time::timeout(timeout, self.send(call))
@@ -51,25 +71,21 @@ impl Caller {
 
     async fn send(&self, call: &Call) -> Result<(), ClientError> {
         let endpoint = &self.inner.endpoint;
-        let io = endpoint.connect(self.inner.config.request_timeout).await?;
+        let config = &self.inner.config;
+        let io = endpoint
+            .connect(config.request_timeout, self.inner.tls.as_ref())
+            .await?;
         let (mut sender, connection) = hyper::client::conn::http1::handshake(io).await?;
         let connection = tokio::spawn(async move {
             if let Err(e) = connection.await {
                 tracing::debug!(error = %e, "call connection ended");
             }
         });
-        let request = endpoint.request(call, Some(&self.inner.stream_id))?;
+        let credential = config.credential.as_ref();
+        let request = endpoint.request(call, Some(&self.inner.stream_id), credential)?;
         let result = match sender.send_request(request).await {
             Ok(response) if response.status() == StatusCode::ACCEPTED => Ok(()),
-            Ok(response) => {
-                let status = response.status();
-                let body = error_body(response.into_body()).await;
-                Err(ClientError::Status {
-                    call: call_name(call),
-                    status,
-                    body,
-                })
-            }
+            Ok(response) => Err(refusal(call_name(call), response, credential).await),
             Err(e) => Err(e.into()),
         };
         connection.abort();

@@ -5,18 +5,26 @@
 //! `202 Accepted`. [`subscribe`] opens the first (following a non-leading master's
 //! `307` to the leader) and hands back a [`Caller`] for the second, which sends the
 //! `Mesos-Stream-Id` the master gave the subscription.
+//!
+//! Masters are `http://` or `https://` (rustls, see `tls.rs`); with a [`Credential`]
+//! every request carries `Authorization: Basic …`, as Mesos's HTTP basic authenticatee
+//! does for a master run with `--authenticate_http_frameworks`.
 
 mod calls;
 mod stream;
+mod tls;
 
 use std::time::Duration;
 
+use base64::Engine;
 use brine_proto::mesos::v1::scheduler::{Call, call};
 use bytes::Bytes;
-use http::{StatusCode, Uri};
+use http::{HeaderValue, StatusCode, Uri};
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
 
 pub use calls::Caller;
 pub use stream::{Subscription, subscribe};
@@ -37,6 +45,14 @@ pub struct ClientConfig {
     pub missed_heartbeats: u32,
     /// Most `307` redirects followed for one SUBSCRIBE.
     pub max_redirects: u32,
+    /// HTTP basic authentication (Mesos `--authenticate_http_frameworks` with the
+    /// `basic` authenticator): sent on SUBSCRIBE and every call. Set
+    /// `FrameworkInfo.principal` to the same principal (Mesos refuses a mismatch).
+    pub credential: Option<Credential>,
+    /// PEM texts (each one or more `CERTIFICATE` blocks) trusted as roots for
+    /// `https://` masters on top of the Mozilla set: a master with a self-signed
+    /// certificate, or one from a private CA.
+    pub extra_root_certificates: Vec<Vec<u8>>,
 }
 
 impl Default for ClientConfig {
@@ -45,7 +61,38 @@ impl Default for ClientConfig {
             request_timeout: Duration::from_secs(30),
             missed_heartbeats: 5,
             max_redirects: 5,
+            credential: None,
+            extra_root_certificates: Vec::new(),
         }
+    }
+}
+
+/// A principal and its secret, as in Mesos's `Credential` (and its credentials files).
+#[derive(Clone, PartialEq, Eq)]
+pub struct Credential {
+    pub principal: String,
+    pub secret: String,
+}
+
+/// The secret never reaches a log or an error message.
+impl std::fmt::Debug for Credential {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credential")
+            .field("principal", &self.principal)
+            .field("secret", &"<redacted>")
+            .finish()
+    }
+}
+
+impl Credential {
+    /// The `Authorization` header value: `Basic base64(principal:secret)`. Mesos's
+    /// basic authenticator splits the decoded text on `:` and wants exactly two parts,
+    /// so a principal or secret holding `:` can never authenticate.
+    fn authorization(&self) -> Result<HeaderValue, ClientError> {
+        let token = base64::engine::general_purpose::STANDARD
+            .encode(format!("{}:{}", self.principal, self.secret));
+        // Base64 is always a valid header value; the error path is only for the type.
+        HeaderValue::from_str(&format!("Basic {token}")).map_err(|e| ClientError::Request(e.into()))
     }
 }
 
@@ -58,10 +105,28 @@ pub enum ClientError {
         authority: String,
         source: std::io::Error,
     },
+    #[error("TLS handshake with {authority} failed: {source}")]
+    Tls {
+        authority: String,
+        source: std::io::Error,
+    },
+    #[error("cannot set up TLS: {0}")]
+    TlsSetup(String),
+    #[error("extra root certificate #{index} is unusable: {reason}")]
+    RootCertificate { index: usize, reason: String },
     #[error("HTTP error: {0}")]
     Http(#[from] hyper::Error),
     #[error("cannot build the request: {0}")]
     Request(#[from] http::Error),
+    /// `401`: no credential was configured, or the master refused it. Names the
+    /// principal, never the secret.
+    #[error("{}", unauthorized_message(call, principal.as_deref(), challenge))]
+    Unauthorized {
+        call: &'static str,
+        principal: Option<String>,
+        /// The master's `WWW-Authenticate` header (e.g. `Basic realm="mesos-master-scheduler"`).
+        challenge: String,
+    },
     #[error("{call} answered {status}: {body}")]
     Status {
         call: &'static str,
@@ -86,17 +151,67 @@ pub enum ClientError {
     HeartbeatsMissed(Duration, u32),
 }
 
-/// Where a master's scheduler API is: plain HTTP only (TLS is not built yet).
+fn unauthorized_message(call: &str, principal: Option<&str>, challenge: &str) -> String {
+    let challenge = if challenge.is_empty() {
+        String::new()
+    } else {
+        format!(", {challenge}")
+    };
+    match principal {
+        Some(principal) => format!(
+            "the master refused {call} from principal {principal:?} (401 Unauthorized{challenge}): \
+             wrong principal or secret"
+        ),
+        None => format!(
+            "the master requires authentication for {call} (401 Unauthorized{challenge}) and no \
+             credential is configured"
+        ),
+    }
+}
+
+/// `http` or `https`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scheme {
+    Http,
+    Https,
+}
+
+impl Scheme {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scheme::Http => "http",
+            Scheme::Https => "https",
+        }
+    }
+
+    fn default_port(self) -> u16 {
+        match self {
+            Scheme::Http => 80,
+            Scheme::Https => 443,
+        }
+    }
+}
+
+/// Where a master's scheduler API is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Endpoint {
+    pub scheme: Scheme,
     /// `host:port`, as sent in `Host`.
     pub authority: String,
+    /// The host alone (what the TLS certificate must name).
+    pub host: String,
     /// Path and query of the scheduler API.
     pub path: String,
 }
 
+/// One connection's byte stream, plain or TLS, behind one type so hyper's connection
+/// type does not depend on the scheme.
+trait Io: AsyncRead + AsyncWrite + Send + Unpin {}
+impl<T: AsyncRead + AsyncWrite + Send + Unpin> Io for T {}
+type Stream = TokioIo<Box<dyn Io>>;
+
 impl Endpoint {
-    /// Parses `http://host:port[/path]`; an empty path means [`SCHEDULER_PATH`].
+    /// Parses `http(s)://host:port[/path]`; an empty path means [`SCHEDULER_PATH`].
     pub fn parse(address: &str) -> Result<Endpoint, ClientError> {
         let bad = |reason: &str| ClientError::Address {
             address: address.to_owned(),
@@ -105,56 +220,91 @@ impl Endpoint {
         let uri: Uri = address
             .parse()
             .map_err(|e: http::uri::InvalidUri| bad(&e.to_string()))?;
-        match uri.scheme_str() {
-            Some("http") => {}
+        let scheme = match uri.scheme_str() {
+            Some("http") => Scheme::Http,
+            Some("https") => Scheme::Https,
             Some(other) => return Err(bad(&format!("scheme {other} is not supported"))),
-            None => return Err(bad("no scheme (expected http://host:port)")),
-        }
+            None => return Err(bad("no scheme (expected http(s)://host:port)")),
+        };
         let authority = uri.authority().ok_or_else(|| bad("no host"))?;
-        let port = authority.port_u16().unwrap_or(80);
+        if authority.as_str().contains('@') {
+            // Userinfo would be silently dropped: credentials go in ClientConfig.
+            return Err(bad(
+                "user:password@ in the URL is not supported (use a credential)",
+            ));
+        }
+        let port = authority.port_u16().unwrap_or(scheme.default_port());
         let path = match uri.path_and_query().map(|p| p.as_str()) {
             None | Some("") | Some("/") => SCHEDULER_PATH.to_owned(),
             Some(p) => p.to_owned(),
         };
+        let host = authority.host().to_owned();
         Ok(Endpoint {
-            authority: format!("{}:{port}", authority.host()),
+            scheme,
+            authority: format!("{host}:{port}"),
+            host,
             path,
         })
     }
 
+    /// `scheme://host:port` (no path).
+    pub fn base_url(&self) -> String {
+        format!("{}://{}", self.scheme.as_str(), self.authority)
+    }
+
     /// Resolves a `Location` header against this endpoint. Mesos sends
-    /// `//host:port/path` (scheme-relative).
+    /// `//host:port/path` (scheme-relative: the scheme stays, so an `https` master's
+    /// redirect stays `https`); an absolute `http(s)://` location may change it.
     fn redirect(&self, location: &str) -> Option<Endpoint> {
         if let Some(rest) = location.strip_prefix("//") {
-            Endpoint::parse(&format!("http://{rest}")).ok()
+            Endpoint::parse(&format!("{}://{rest}", self.scheme.as_str())).ok()
         } else if location.starts_with('/') {
             Some(Endpoint {
-                authority: self.authority.clone(),
                 path: location.to_owned(),
+                ..self.clone()
             })
         } else {
             Endpoint::parse(location).ok()
         }
     }
 
-    async fn connect(&self, timeout: Duration) -> Result<TokioIo<TcpStream>, ClientError> {
-        let connect = TcpStream::connect(self.authority.as_str());
-        let stream = tokio::time::timeout(timeout, connect)
+    /// A connection to the master: TCP, then TLS for `https` (with `tls`, which the
+    /// caller builds once; [`ClientError::TlsSetup`] if it is missing).
+    async fn connect(
+        &self,
+        timeout: Duration,
+        tls: Option<&TlsConnector>,
+    ) -> Result<Stream, ClientError> {
+        let connect = async {
+            let stream = TcpStream::connect(self.authority.as_str())
+                .await
+                .map_err(|source| ClientError::Connect {
+                    authority: self.authority.clone(),
+                    source,
+                })?;
+            // Calls are small and latency-bound.
+            let _ = stream.set_nodelay(true);
+            let io: Box<dyn Io> = match self.scheme {
+                Scheme::Http => Box::new(stream),
+                Scheme::Https => {
+                    let tls = tls.ok_or_else(|| {
+                        ClientError::TlsSetup("no TLS configuration for an https master".into())
+                    })?;
+                    Box::new(tls::handshake(tls, &self.host, &self.authority, stream).await?)
+                }
+            };
+            Ok(TokioIo::new(io))
+        };
+        tokio::time::timeout(timeout, connect)
             .await
             .map_err(|_| ClientError::Timeout(timeout))?
-            .map_err(|source| ClientError::Connect {
-                authority: self.authority.clone(),
-                source,
-            })?;
-        // Calls are small and latency-bound.
-        let _ = stream.set_nodelay(true);
-        Ok(TokioIo::new(stream))
     }
 
     fn request(
         &self,
         call: &Call,
         stream_id: Option<&str>,
+        credential: Option<&Credential>,
     ) -> Result<http::Request<Full<Bytes>>, ClientError> {
         let body = prost::Message::encode_to_vec(call);
         let mut builder = http::Request::post(self.path.as_str())
@@ -164,8 +314,47 @@ impl Endpoint {
         if let Some(id) = stream_id {
             builder = builder.header(STREAM_ID, id);
         }
+        if let Some(credential) = credential {
+            builder = builder.header(http::header::AUTHORIZATION, credential.authorization()?);
+        }
         Ok(builder.body(Full::new(Bytes::from(body)))?)
     }
+}
+
+/// The TLS connector for `endpoint` if it is `https` and none was built yet.
+fn ensure_tls(
+    endpoint: &Endpoint,
+    tls: &mut Option<TlsConnector>,
+    config: &ClientConfig,
+) -> Result<(), ClientError> {
+    if endpoint.scheme == Scheme::Https && tls.is_none() {
+        *tls = Some(tls::connector(config)?);
+    }
+    Ok(())
+}
+
+/// A non-2xx answer as an error: `401` as [`ClientError::Unauthorized`], anything else
+/// as [`ClientError::Status`] with the start of the body.
+async fn refusal(
+    call: &'static str,
+    response: http::Response<hyper::body::Incoming>,
+    credential: Option<&Credential>,
+) -> ClientError {
+    let status = response.status();
+    if status == StatusCode::UNAUTHORIZED {
+        let challenge = response
+            .headers()
+            .get(http::header::WWW_AUTHENTICATE)
+            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+            .unwrap_or_default();
+        return ClientError::Unauthorized {
+            call,
+            principal: credential.map(|c| c.principal.clone()),
+            challenge,
+        };
+    }
+    let body = error_body(response.into_body()).await;
+    ClientError::Status { call, status, body }
 }
 
 /// The call's type name, for errors and logs.
@@ -214,27 +403,64 @@ mod tests {
         assert_eq!(
             e,
             Some(Endpoint {
+                scheme: Scheme::Http,
                 authority: "127.0.0.1:5050".into(),
+                host: "127.0.0.1".into(),
                 path: SCHEDULER_PATH.into()
             })
         );
-        assert!(Endpoint::parse("https://m:5050").is_err());
+        let tls = Endpoint::parse("https://m").ok();
+        assert_eq!(
+            tls.map(|e| (e.scheme, e.authority, e.host)),
+            Some((Scheme::Https, "m:443".into(), "m".into()))
+        );
+        assert!(Endpoint::parse("ftp://m:5050").is_err());
+        assert!(Endpoint::parse("http://u:p@m:5050").is_err());
         assert!(Endpoint::parse("m:5050").is_err());
     }
 
     #[test]
     fn follows_scheme_relative_redirects() {
         let e = Endpoint {
+            scheme: Scheme::Https,
             authority: "a:1".into(),
+            host: "a".into(),
             path: SCHEDULER_PATH.into(),
         };
         assert_eq!(
-            e.redirect("//b:2/api/v1/scheduler").map(|e| e.authority),
-            Some("b:2".into())
+            e.redirect("//b:2/api/v1/scheduler")
+                .map(|e| (e.scheme, e.authority, e.host)),
+            Some((Scheme::Https, "b:2".into(), "b".into()))
         );
         assert_eq!(
             e.redirect("/elsewhere").map(|e| (e.authority, e.path)),
             Some(("a:1".into(), "/elsewhere".into()))
         );
+        assert_eq!(
+            e.redirect("http://c:3/api/v1/scheduler").map(|e| e.scheme),
+            Some(Scheme::Http)
+        );
+    }
+
+    #[test]
+    fn credentials_are_basic_and_never_shown() {
+        let c = Credential {
+            principal: "fw".into(),
+            secret: "s3cret".into(),
+        };
+        assert_eq!(
+            c.authorization()
+                .ok()
+                .as_ref()
+                .and_then(|v| v.to_str().ok()),
+            Some("Basic Znc6czNjcmV0")
+        );
+        assert!(!format!("{c:?}").contains("s3cret"));
+        let e = ClientError::Unauthorized {
+            call: "SUBSCRIBE",
+            principal: Some("fw".into()),
+            challenge: "Basic realm=\"mesos-master-scheduler\"".into(),
+        };
+        assert!(e.to_string().contains("\"fw\""), "{e}");
     }
 }

@@ -10,7 +10,7 @@ use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use tokio::sync::mpsc;
 
-use super::{Caller, ClientConfig, ClientError, Endpoint, STREAM_ID, error_body};
+use super::{Caller, ClientConfig, ClientError, Endpoint, STREAM_ID, ensure_tls, refusal};
 
 /// A live subscription: the caller for other calls and the events, in order. After an
 /// `Err` (dead connection) the channel ends.
@@ -29,7 +29,9 @@ impl Drop for Subscription {
 }
 
 /// POSTs the SUBSCRIBE `call` to `endpoint`, following `307 Temporary Redirect`s to the
-/// leading master, and starts reading its events.
+/// leading master (which may switch between `http` and `https`), and starts reading its
+/// events. The TLS configuration is built here, at the first `https` endpoint, and
+/// handed to the [`Caller`].
 pub async fn subscribe(
     endpoint: &Endpoint,
     call: &Call,
@@ -37,15 +39,20 @@ pub async fn subscribe(
 ) -> Result<Subscription, ClientError> {
     let mut endpoint = endpoint.clone();
     let mut redirects = 0;
+    let mut tls = None;
+    let credential = config.credential.as_ref();
     loop {
-        let io = endpoint.connect(config.request_timeout).await?;
+        ensure_tls(&endpoint, &mut tls, config)?;
+        let io = endpoint
+            .connect(config.request_timeout, tls.as_ref())
+            .await?;
         let (mut sender, connection) = hyper::client::conn::http1::handshake(io).await?;
         let connection = tokio::spawn(async move {
             if let Err(e) = connection.await {
                 tracing::debug!(error = %e, "subscription connection ended");
             }
         });
-        let request = endpoint.request(call, None)?;
+        let request = endpoint.request(call, None, credential)?;
         let response = tokio::time::timeout(config.request_timeout, sender.send_request(request))
             .await
             .map_err(|_| ClientError::Timeout(config.request_timeout))??;
@@ -62,18 +69,14 @@ pub async fn subscribe(
                 .and_then(|v| v.to_str().ok())
                 .and_then(|location| endpoint.redirect(location))
                 .ok_or(ClientError::BadRedirect)?;
-            tracing::info!(from = %endpoint.authority, to = %next.authority, "following the leading master");
+            tracing::info!(from = %endpoint.base_url(), to = %next.base_url(), "following the leading master");
             endpoint = next;
             continue;
         }
         if status != StatusCode::OK {
-            let body = error_body(response.into_body()).await;
+            let error = refusal("SUBSCRIBE", response, credential).await;
             connection.abort();
-            return Err(ClientError::Status {
-                call: "SUBSCRIBE",
-                status,
-                body,
-            });
+            return Err(error);
         }
         let Some(stream_id) = response
             .headers()
@@ -84,7 +87,7 @@ pub async fn subscribe(
             connection.abort();
             return Err(ClientError::NoStreamId);
         };
-        let caller = Caller::new(endpoint, stream_id, config.clone());
+        let caller = Caller::new(endpoint, stream_id, config.clone(), tls);
         let (tx, events) = mpsc::unbounded_channel();
         let body = response.into_body();
         let config = config.clone();

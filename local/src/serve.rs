@@ -1,0 +1,114 @@
+//! Running a [`LocalCluster`] standalone until SIGINT/SIGTERM: what both `brine-local`
+//! and `brine local` do, with the same flags ([`ServeArgs`]), so the two binaries cannot
+//! drift apart.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::agent::AgentResources;
+use crate::master::{Credentials, CredentialsError};
+use crate::{LocalCluster, LocalClusterConfig, LocalClusterError};
+
+/// The command-line flags of a standalone local cluster (`#[command(flatten)]` them).
+#[derive(Debug, Clone, clap::Args)]
+pub struct ServeArgs {
+    /// Number of agents.
+    #[arg(long, default_value_t = 1)]
+    pub agents: usize,
+    /// Work directory (sandboxes); default a new directory under the system temp dir.
+    #[arg(long)]
+    pub work_dir: Option<PathBuf>,
+    /// Master port (0: any free port).
+    #[arg(long, default_value_t = 5050)]
+    pub port: u16,
+    /// Address to bind the master to.
+    #[arg(long, default_value_t = IpAddr::V4(Ipv4Addr::LOCALHOST))]
+    pub ip: IpAddr,
+    /// CPUs per agent (default: the machine's, split across the agents).
+    #[arg(long)]
+    pub cpus: Option<f64>,
+    /// Memory per agent in MB.
+    #[arg(long)]
+    pub mem: Option<f64>,
+    /// Disk per agent in MB.
+    #[arg(long)]
+    pub disk: Option<f64>,
+    /// Seconds between master HEARTBEAT events.
+    #[arg(long, default_value_t = 15.0)]
+    pub heartbeat_interval: f64,
+    /// A Mesos credentials file (`{"credentials":[{"principal":"…","secret":"…"}]}`):
+    /// frameworks must then authenticate with HTTP basic authentication, as with Mesos's
+    /// `--authenticate_http_frameworks --http_framework_authenticators=basic
+    /// --credentials=<file>`.
+    #[arg(long, value_name = "FILE")]
+    pub credentials: Option<PathBuf>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("--heartbeat-interval must be a positive number of seconds, not {0}")]
+    HeartbeatInterval(f64),
+    #[error("--credentials: {0}")]
+    Credentials(#[from] CredentialsError),
+    #[error("cannot start the local cluster: {0}")]
+    Start(#[from] LocalClusterError),
+    #[error("cannot handle SIGTERM: {0}")]
+    Signal(std::io::Error),
+}
+
+impl ServeArgs {
+    /// The cluster these flags describe. The work directory defaults to
+    /// `<temp>/brine-local-<pid>`, so two clusters on one machine never share sandboxes.
+    pub fn config(&self) -> Result<LocalClusterConfig, ServeError> {
+        let work_dir = match &self.work_dir {
+            Some(dir) => dir.clone(),
+            None => std::env::temp_dir().join(format!("brine-local-{}", std::process::id())),
+        };
+        let mut config = LocalClusterConfig::new(self.agents, &work_dir);
+        config.master_listen = SocketAddr::new(self.ip, self.port);
+        config.heartbeat_interval = Duration::try_from_secs_f64(self.heartbeat_interval)
+            .ok()
+            .filter(|d| !d.is_zero())
+            .ok_or(ServeError::HeartbeatInterval(self.heartbeat_interval))?;
+        if self.cpus.is_some() || self.mem.is_some() || self.disk.is_some() {
+            let machine = AgentResources::detect(&work_dir);
+            let n = self.agents.max(1) as f64;
+            config.agent_resources = Some(AgentResources {
+                cpus: self.cpus.unwrap_or(machine.cpus / n),
+                mem_mb: self.mem.unwrap_or((machine.mem_mb / n).floor()),
+                disk_mb: self.disk.unwrap_or((machine.disk_mb / n).floor()),
+            });
+        }
+        if let Some(path) = &self.credentials {
+            let credentials = Credentials::read(path)?;
+            tracing::info!(
+                ?credentials,
+                "only allowing authenticated HTTP frameworks to register"
+            );
+            config.credentials = Some(credentials);
+        }
+        Ok(config)
+    }
+}
+
+/// Starts the cluster, hands it to `ready` (which prints the master URL: callers wait
+/// for that line to know the master is listening), then runs until SIGINT or SIGTERM and
+/// shuts everything down (executors get SHUTDOWN, then SIGKILL after the grace period).
+pub async fn serve(
+    config: LocalClusterConfig,
+    ready: impl FnOnce(&LocalCluster),
+) -> Result<(), ServeError> {
+    // Before starting, so a failure leaves nothing running.
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .map_err(ServeError::Signal)?;
+    let cluster = LocalCluster::start(config).await?;
+    ready(&cluster);
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+    tracing::info!("shutting down");
+    cluster.shutdown().await;
+    Ok(())
+}

@@ -1,0 +1,99 @@
+//! [`ClusterConfig`]: every knob of the scheduler, with defaults for short closures.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use brine_proto::payload::ExecutorConfig;
+
+use crate::client::ClientConfig;
+
+/// How the scheduler runs tasks. The defaults suit short closures.
+#[derive(Debug, Clone)]
+pub struct ClusterConfig {
+    /// Resources of each task.
+    pub task_cpus: f64,
+    pub task_mem_mb: f64,
+    /// Resources of the executor itself (on top of its tasks').
+    pub executor_cpus: f64,
+    pub executor_mem_mb: f64,
+    /// Filter sent with every DECLINE, so unused offers do not come straight back.
+    pub refuse_seconds: f64,
+    /// How long the master keeps the framework's tasks after the scheduler disconnects.
+    pub failover_timeout: Duration,
+    /// Retries of a job after infrastructure failures (lost, executor or agent gone)
+    /// before it fails. Deterministic guest errors are never retried.
+    pub max_retries: u32,
+    /// Guest deadline of every task; past it the task fails with
+    /// [`crate::TaskError::Timeout`]. `None`: no deadline.
+    pub task_deadline: Option<Duration>,
+    /// Most jobs a [`crate::Cluster::map`] keeps submitted at once.
+    pub max_in_flight: usize,
+    /// An executor silent (no heartbeat message) for this long is presumed lost: its
+    /// tasks are killed and retried elsewhere, and it is shut down. Keep it several
+    /// times `executor_config.heartbeat_interval`.
+    pub heartbeat_timeout: Duration,
+    /// How often running tasks are reconciled with the master (also done on every
+    /// (re)subscription).
+    pub reconcile_interval: Duration,
+    /// An agent on which this many jobs failed for infrastructure reasons within
+    /// `agent_failure_window` is set aside (its offers declined) for `agent_cooldown`.
+    pub agent_failure_limit: usize,
+    pub agent_failure_window: Duration,
+    pub agent_cooldown: Duration,
+    /// Longest wait between two re-subscription attempts (the backoff doubles from
+    /// 100 ms up to this).
+    pub max_resubscribe_backoff: Duration,
+    /// The state store: FrameworkID and the job table, so that a restarted scheduler
+    /// re-subscribes as the same framework and carries on. `None`: nothing persists.
+    pub state_file: Option<PathBuf>,
+    /// A file shipped to every executor (a `file://` CommandInfo URI, fetched into the
+    /// sandbox) and mapped read-only for all its tasks. It must be at this path on
+    /// every agent.
+    pub dataset: Option<PathBuf>,
+    /// The `brine-executor` binary; default `$BRINE_EXECUTOR`, else next to the current
+    /// executable (or its parent directory, for test binaries in `deps/`). It must be
+    /// at this path on every agent.
+    pub executor_binary: Option<PathBuf>,
+    /// What every executor is told (in `ExecutorInfo.data`); `dataset` is filled in
+    /// from [`ClusterConfig::dataset`].
+    pub executor_config: ExecutorConfig,
+    /// `FrameworkInfo.user`; default `$USER`, else `id -un`.
+    pub user: Option<String>,
+    /// `FrameworkInfo.name`.
+    pub name: String,
+    /// Where `GET /status` is served (advertised as the framework's `webui_url`, which
+    /// `brine status` follows). `None`: not served.
+    pub status_addr: Option<SocketAddr>,
+    pub client: ClientConfig,
+}
+
+impl Default for ClusterConfig {
+    fn default() -> Self {
+        Self {
+            task_cpus: 0.1,
+            task_mem_mb: 64.0,
+            executor_cpus: 0.1,
+            executor_mem_mb: 32.0,
+            refuse_seconds: 5.0,
+            failover_timeout: Duration::from_secs(3600),
+            max_retries: 3,
+            task_deadline: None,
+            max_in_flight: 1024,
+            heartbeat_timeout: Duration::from_secs(15),
+            reconcile_interval: Duration::from_secs(60),
+            agent_failure_limit: 5,
+            agent_failure_window: Duration::from_secs(60),
+            agent_cooldown: Duration::from_secs(300),
+            max_resubscribe_backoff: Duration::from_secs(10),
+            state_file: None,
+            dataset: None,
+            executor_binary: None,
+            executor_config: ExecutorConfig::default(),
+            user: None,
+            name: "brine".into(),
+            status_addr: Some(SocketAddr::from(([127, 0, 0, 1], 0))),
+            client: ClientConfig::default(),
+        }
+    }
+}

@@ -1,0 +1,57 @@
+//! What a user can see of a job: its state and progress. A job is one submitted
+//! closure; its attempts are Mesos tasks.
+
+use serde::{Deserialize, Serialize};
+
+/// Where a job is. A job moves forward only, except that a retried job goes back from
+/// `Staging`/`Running` to `Pending`:
+///
+/// ```text
+/// Pending → Staging → Running → Succeeded
+///    ↑         │         │    ↘ Failed
+///    └─────────┴─────────┘ (retry after an infrastructure failure)
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JobState {
+    /// Waiting for an offer.
+    Pending,
+    /// Launched; the executor has not reported it running yet.
+    Staging,
+    /// The executor runs it.
+    Running,
+    Succeeded,
+    Failed,
+}
+
+impl JobState {
+    pub fn is_terminal(self) -> bool {
+        matches!(self, JobState::Succeeded | JobState::Failed)
+    }
+}
+
+/// A snapshot of one job, as [`crate::TaskHandle::status`] returns it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JobStatus {
+    pub state: JobState,
+    /// Tasks launched for this job so far.
+    pub attempts: u32,
+    /// The agent running (or that last ran) the job.
+    pub agent: Option<String>,
+    /// The Mesos task id of the current (or last) attempt.
+    pub task_id: Option<String>,
+    /// The guest's last reported progress, 0.0–1.0, from the executor's heartbeats.
+    pub progress: Option<f64>,
+}
+
+impl JobStatus {
+    pub(crate) fn pending() -> Self {
+        Self {
+            state: JobState::Pending,
+            attempts: 0,
+            agent: None,
+            task_id: None,
+            progress: None,
+        }
+    }
+}

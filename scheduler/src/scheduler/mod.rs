@@ -1,0 +1,666 @@
+//! The scheduling loop: one task owns all state, so no locks. It reacts to the
+//! master's events (offers, updates, messages, failures), to the user's submissions
+//! and cancellations, and to a clock (babysitting executors, reconciling tasks).
+//!
+//! - `jobs`: the job table; `executors`: the executor registry; `health`: agents set
+//!   aside; `offers`: packing jobs into offers; `updates`: status updates and retries.
+
+mod executors;
+mod health;
+mod jobs;
+mod offers;
+mod updates;
+
+use std::time::{Duration, Instant};
+
+use brine_proto::mesos::v1::scheduler::{Call, Event, call, event};
+use brine_proto::mesos::v1::{AgentId, ExecutorId, FrameworkInfo, TaskId};
+use brine_proto::payload::{ExecutorMessage, Payload};
+use serde::{Deserialize, Serialize};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::client::{Caller, Subscription};
+use crate::connection::{self, MasterAddr, Subscribed};
+use crate::status::{ClusterStatus, ExecutorStatus, JobCounts};
+use crate::store::{Record, State, Store};
+use crate::{ClusterConfig, JobState, TaskError};
+
+use executors::Executors;
+pub(crate) use executors::Template;
+use health::AgentHealth;
+pub(crate) use jobs::Job;
+use jobs::Jobs;
+
+/// A job's handle-side identity, unique in one process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) struct JobId(pub u64);
+
+/// A job's identity across scheduler restarts: the n-th submission of the same
+/// (module, entry, encoding, arguments). Written as 32 hex digits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) struct JobKey(pub [u8; 16]);
+
+impl std::fmt::Display for JobKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&hex::encode(self.0))
+    }
+}
+
+impl Serialize for JobKey {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for JobKey {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        let mut key = [0; 16];
+        hex::decode_to_slice(&text, &mut key).map_err(serde::de::Error::custom)?;
+        Ok(JobKey(key))
+    }
+}
+
+pub(crate) enum Command {
+    Submit(Box<Job>),
+    Cancel(JobId),
+    Status(oneshot::Sender<ClusterStatus>),
+    Shutdown(oneshot::Sender<()>),
+}
+
+/// The link to the master.
+enum Link {
+    Up {
+        subscription: Subscription,
+        calls: mpsc::UnboundedSender<Call>,
+    },
+    /// Lost; a re-subscription is under way (its result comes on `reconnected`).
+    Down,
+    /// The master removed the framework: nothing more can run.
+    Gone(String),
+}
+
+/// Executors presumed lost or gone, kept for the status endpoint.
+const LOST_EXECUTORS_SHOWN: usize = 16;
+
+pub(crate) struct Scheduler {
+    config: ClusterConfig,
+    master: MasterAddr,
+    framework: FrameworkInfo,
+    template: Template,
+    link: Link,
+    reconnect_tx: mpsc::UnboundedSender<Result<Subscribed, crate::ClusterError>>,
+    reconnect_rx: mpsc::UnboundedReceiver<Result<Subscribed, crate::ClusterError>>,
+    jobs: Jobs,
+    executors: Executors,
+    lost_executors: Vec<ExecutorStatus>,
+    health: AgentHealth,
+    store: Option<Store>,
+    suppressed: bool,
+    last_reconcile: Instant,
+}
+
+impl Scheduler {
+    pub(crate) fn new(
+        config: ClusterConfig,
+        master: MasterAddr,
+        framework: FrameworkInfo,
+        template: Template,
+        subscribed: Subscribed,
+        store: Option<(Store, State)>,
+    ) -> Self {
+        let (store, state) = match store {
+            Some((store, state)) => (Some(store), state),
+            None => (None, State::default()),
+        };
+        let executors = Executors::restore(&template, &state.executors, state.generations);
+        let jobs = Jobs::with_orphans(state.jobs);
+        let health = AgentHealth::new(
+            config.agent_failure_limit,
+            config.agent_failure_window,
+            config.agent_cooldown,
+        );
+        let (reconnect_tx, reconnect_rx) = mpsc::unbounded_channel();
+        let calls = spawn_call_sender(subscribed.subscription.caller.clone());
+        Self {
+            config,
+            master,
+            framework,
+            template,
+            link: Link::Up {
+                subscription: subscribed.subscription,
+                calls,
+            },
+            reconnect_tx,
+            reconnect_rx,
+            jobs,
+            executors,
+            lost_executors: Vec::new(),
+            health,
+            store,
+            suppressed: false,
+            last_reconcile: Instant::now(),
+        }
+    }
+
+    pub(crate) async fn run(mut self, mut commands: mpsc::UnboundedReceiver<Command>) {
+        self.on_subscribed();
+        let tick = (self.config.heartbeat_timeout / 4)
+            .clamp(Duration::from_millis(20), Duration::from_secs(1));
+        let mut clock = tokio::time::interval(tick);
+        clock.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            let up = matches!(self.link, Link::Up { .. });
+            tokio::select! {
+                command = commands.recv() => match command {
+                    Some(Command::Submit(job)) => self.submit(*job),
+                    Some(Command::Cancel(id)) => self.cancel(id),
+                    Some(Command::Status(reply)) => {
+                        let _ = reply.send(self.status());
+                    }
+                    Some(Command::Shutdown(done)) => {
+                        self.teardown().await;
+                        let _ = done.send(());
+                        return;
+                    }
+                    None => return,
+                },
+                event = next_event(&mut self.link), if up => match event {
+                    Some(Ok(event)) => self.on_event(event),
+                    Some(Err(e)) => self.disconnected(e.to_string()),
+                    None => self.disconnected("event stream closed".into()),
+                },
+                Some(result) = self.reconnect_rx.recv() => self.reconnected(result),
+                _ = clock.tick() => self.on_tick(),
+            }
+            if let Some(store) = &mut self.store {
+                store.flush();
+            }
+        }
+    }
+
+    fn call(&self, r#type: call::Type, fill: impl FnOnce(&mut Call)) {
+        let Link::Up { calls, .. } = &self.link else {
+            // Re-sent or reconciled once the link is back.
+            tracing::debug!(call = r#type.as_str_name(), "not connected: call dropped");
+            return;
+        };
+        let mut call = Call {
+            framework_id: self.framework.id.clone(),
+            r#type: Some(r#type as i32),
+            ..Default::default()
+        };
+        fill(&mut call);
+        // The sender only stops with the link.
+        let _ = calls.send(call);
+    }
+
+    fn record(&mut self, record: Record) {
+        if let Some(store) = &mut self.store {
+            store.append(&record);
+        }
+    }
+
+    fn suppress(&mut self) {
+        if !self.suppressed {
+            tracing::debug!("nothing pending: SUPPRESS");
+            self.call(call::Type::Suppress, |c| {
+                c.suppress = Some(Default::default())
+            });
+            self.suppressed = true;
+        }
+    }
+
+    fn revive(&mut self) {
+        if self.suppressed {
+            tracing::debug!("work arrived: REVIVE");
+            self.call(call::Type::Revive, |c| c.revive = Some(Default::default()));
+            self.suppressed = false;
+        }
+    }
+
+    fn submit(&mut self, mut job: Job) {
+        if let Link::Gone(why) = &self.link {
+            let why = why.clone();
+            job.resolve(Err(TaskError::Connection(why)));
+            return;
+        }
+        job.key = self.jobs.key_for(&job);
+        if let Some(orphan) = self.jobs.orphans.remove(&job.key) {
+            if let Some(outcome) = orphan.stored.outcome {
+                tracing::debug!(job = %job.key, "resubmitted job already ended in an earlier life");
+                self.count_end(&outcome);
+                job.resolve(outcome);
+                return;
+            }
+            if let Some((task_id, agent, attempt)) = orphan.stored.task {
+                job.attempts = attempt;
+                self.jobs.orphan_tasks.remove(&task_id);
+                if orphan.live {
+                    tracing::debug!(job = %job.key, task = %task_id, "resubmitted job still running from an earlier life");
+                    if let Some(executor) = self.executors.by_agent.get_mut(&agent) {
+                        executor.tasks.insert(task_id.clone());
+                    }
+                    let executor = self
+                        .executors
+                        .by_agent
+                        .get(&agent)
+                        .map(|e| e.id().to_owned())
+                        .unwrap_or_default();
+                    job.attempt = Some(jobs::Attempt {
+                        task_id: task_id.clone(),
+                        agent,
+                        executor,
+                    });
+                    job.set_state(JobState::Staging);
+                    self.jobs.by_task.insert(task_id, job.id);
+                    self.jobs.jobs.insert(job.id, job);
+                    return;
+                }
+            }
+        }
+        self.enqueue(job, false);
+    }
+
+    /// Puts `job` in the pending queue (at the front for a retry).
+    fn enqueue(&mut self, job: Job, front: bool) {
+        job.set_state(JobState::Pending);
+        let id = job.id;
+        self.jobs.jobs.insert(id, job);
+        if front {
+            self.jobs.pending.push_front(id);
+        } else {
+            self.jobs.pending.push_back(id);
+        }
+        self.revive();
+    }
+
+    fn cancel(&mut self, id: JobId) {
+        let Some(job) = self.jobs.jobs.remove(&id) else {
+            return;
+        };
+        if let Some(attempt) = &job.attempt {
+            tracing::debug!(task = %attempt.task_id, "job cancelled: KILL");
+            self.jobs.by_task.remove(&attempt.task_id);
+            if let Some(executor) = self.executors.by_agent.get_mut(&attempt.agent) {
+                executor.tasks.remove(&attempt.task_id);
+            }
+            self.kill(&attempt.task_id, &attempt.agent);
+        }
+        job.resolve(Err(TaskError::Cancelled));
+    }
+
+    fn kill(&self, task_id: &str, agent: &str) {
+        self.call(call::Type::Kill, |c| {
+            c.kill = Some(call::Kill {
+                task_id: TaskId {
+                    value: task_id.to_owned(),
+                },
+                agent_id: Some(AgentId {
+                    value: agent.to_owned(),
+                }),
+                ..Default::default()
+            })
+        });
+    }
+
+    fn count_end(&mut self, outcome: &Result<Vec<u8>, TaskError>) {
+        if outcome.is_ok() {
+            self.jobs.ended.succeeded += 1;
+        } else {
+            self.jobs.ended.failed += 1;
+        }
+    }
+
+    fn on_event(&mut self, event: Event) {
+        match event.r#type() {
+            event::Type::Offers => {
+                let offers = event.offers.map(|o| o.offers).unwrap_or_default();
+                self.on_offers(offers);
+            }
+            event::Type::Update => {
+                if let Some(update) = event.update {
+                    self.on_update(update.status);
+                }
+            }
+            event::Type::Message => {
+                if let Some(message) = event.message {
+                    self.on_message(
+                        &message.agent_id.value,
+                        &message.executor_id.value,
+                        &message.data,
+                    );
+                }
+            }
+            event::Type::Failure => {
+                if let Some(failure) = event.failure {
+                    tracing::warn!(?failure, "FAILURE");
+                    if let Some(agent) = failure.agent_id {
+                        let executor = failure.executor_id.map(|e| e.value);
+                        self.executor_gone(&agent.value, executor.as_deref());
+                    }
+                }
+            }
+            event::Type::Error => {
+                let message = event.error.map(|e| e.message).unwrap_or_default();
+                self.gone(format!("master error: {message}"));
+            }
+            event::Type::Heartbeat | event::Type::Subscribed | event::Type::Rescind => {}
+            other => tracing::debug!(event = other.as_str_name(), "ignored event"),
+        }
+    }
+
+    /// A framework message: Brine executors send heartbeats.
+    fn on_message(&mut self, agent: &str, executor_id: &str, data: &[u8]) {
+        let beat = match ExecutorMessage::decode(data) {
+            Ok(ExecutorMessage::Heartbeat(beat)) => beat,
+            Err(e) => {
+                tracing::debug!(agent, executor = executor_id, error = %e, "undecodable executor message");
+                return;
+            }
+        };
+        if !self.executors.heartbeat(agent, executor_id, &beat) {
+            tracing::debug!(
+                agent,
+                executor = executor_id,
+                "heartbeat from an executor no longer used"
+            );
+            return;
+        }
+        for running in &beat.running {
+            if let Some(job) = self
+                .jobs
+                .by_task
+                .get(&running.task_id)
+                .and_then(|id| self.jobs.jobs.get(id))
+            {
+                if job.state() == JobState::Staging {
+                    job.set_state(JobState::Running);
+                }
+                job.set_progress(running.progress);
+            }
+        }
+    }
+
+    fn on_tick(&mut self) {
+        let now = Instant::now();
+        for agent in self.executors.silent(now, self.config.heartbeat_timeout) {
+            self.presume_lost(&agent);
+        }
+        if matches!(self.link, Link::Up { .. })
+            && now.duration_since(self.last_reconcile) >= self.config.reconcile_interval
+        {
+            self.reconcile();
+        }
+    }
+
+    /// Babysitting: an executor that stopped beating is presumed lost. Its tasks are
+    /// killed and retried elsewhere, it is shut down, and its id is never used again.
+    fn presume_lost(&mut self, agent: &str) {
+        let Some(executor) = self.executors.remove(agent, None) else {
+            return;
+        };
+        let silent = executor.last_heartbeat.unwrap_or(executor.since).elapsed();
+        tracing::warn!(
+            agent,
+            executor = executor.id(),
+            silent = ?silent,
+            tasks = executor.tasks.len(),
+            "executor missed its heartbeats: presumed lost"
+        );
+        self.call(call::Type::Shutdown, |c| {
+            c.shutdown = Some(call::Shutdown {
+                executor_id: ExecutorId {
+                    value: executor.id().to_owned(),
+                },
+                agent_id: AgentId {
+                    value: agent.to_owned(),
+                },
+            })
+        });
+        let message = format!(
+            "executor {} on agent {agent} sent no heartbeat for {silent:?}",
+            executor.id()
+        );
+        for task_id in &executor.tasks {
+            self.kill(task_id, agent);
+            if let Some((job, _)) = self.jobs.take_task(task_id) {
+                self.infra_failure(job, agent, "TASK_LOST", "executor presumed lost", &message);
+            }
+        }
+        self.forget(executor, true);
+    }
+
+    /// The master says the executor on `agent` ended (or the agent is gone).
+    fn executor_gone(&mut self, agent: &str, executor_id: Option<&str>) {
+        if let Some(executor) = self.executors.remove(agent, executor_id) {
+            tracing::info!(
+                agent,
+                executor = executor.id(),
+                "executor gone; the next task starts a new one"
+            );
+            self.forget(executor, false);
+        }
+    }
+
+    fn forget(&mut self, executor: executors::Executor, lost: bool) {
+        self.record(Record::ExecutorGone {
+            agent: executor.agent.clone(),
+            id: executor.id().to_owned(),
+        });
+        if self.lost_executors.len() >= LOST_EXECUTORS_SHOWN {
+            self.lost_executors.remove(0);
+        }
+        let mut status = executor_status(&executor);
+        status.lost = lost;
+        // Its tasks have been retried or will be reported ended.
+        status.tasks.clear();
+        self.lost_executors.push(status);
+    }
+
+    /// Explicit reconciliation of every task this scheduler believes live.
+    fn reconcile(&mut self) {
+        self.last_reconcile = Instant::now();
+        let mut tasks: Vec<call::reconcile::Task> = Vec::new();
+        for (task_id, id) in &self.jobs.by_task {
+            if let Some(attempt) = self.jobs.jobs.get(id).and_then(|j| j.attempt.as_ref()) {
+                tasks.push(reconcile_task(task_id, &attempt.agent));
+            }
+        }
+        for (task_id, key) in &self.jobs.orphan_tasks {
+            if let Some((_, agent, _)) = self
+                .jobs
+                .orphans
+                .get(key)
+                .and_then(|o| o.stored.task.as_ref())
+            {
+                tasks.push(reconcile_task(task_id, agent));
+            }
+        }
+        if tasks.is_empty() {
+            return;
+        }
+        tracing::debug!(tasks = tasks.len(), "RECONCILE");
+        self.call(call::Type::Reconcile, |c| {
+            c.reconcile = Some(call::Reconcile { tasks })
+        });
+    }
+
+    /// (Re)subscribed: the master has the framework; bring it up to date.
+    fn on_subscribed(&mut self) {
+        // The master keeps no suppression across a re-subscription.
+        self.suppressed = false;
+        if !self.jobs.has_pending() {
+            self.suppress();
+        }
+        self.reconcile();
+    }
+
+    fn disconnected(&mut self, why: String) {
+        if !matches!(self.link, Link::Up { .. }) {
+            return;
+        }
+        tracing::warn!(error = %why, "lost the master: re-subscribing");
+        self.link = Link::Down;
+        let master = self.master.clone();
+        let framework = self.framework.clone();
+        let client = self.config.client.clone();
+        let max_backoff = self.config.max_resubscribe_backoff;
+        let tx = self.reconnect_tx.clone();
+        tokio::spawn(async move {
+            let mut backoff = Duration::from_millis(100);
+            loop {
+                tokio::time::sleep(backoff).await;
+                match connection::subscribe(&master, &framework, &client).await {
+                    Ok(subscribed) => {
+                        let _ = tx.send(Ok(subscribed));
+                        return;
+                    }
+                    // The master answered and refused: retrying will not help.
+                    Err(e @ crate::ClusterError::Subscribe(_)) => {
+                        let _ = tx.send(Err(e));
+                        return;
+                    }
+                    Err(e) => {
+                        tracing::info!(error = %e, retry_in = ?backoff, "re-subscription failed");
+                        backoff = (backoff * 2).min(max_backoff);
+                    }
+                }
+            }
+        });
+    }
+
+    fn reconnected(&mut self, result: Result<Subscribed, crate::ClusterError>) {
+        match result {
+            Ok(subscribed) => {
+                if self.framework.id.as_ref() != Some(&subscribed.framework_id) {
+                    tracing::error!(
+                        expected = ?self.framework.id,
+                        got = %subscribed.framework_id.value,
+                        "the master gave another FrameworkID"
+                    );
+                }
+                tracing::info!(master = %subscribed.url, "re-subscribed");
+                let calls = spawn_call_sender(subscribed.subscription.caller.clone());
+                self.link = Link::Up {
+                    subscription: subscribed.subscription,
+                    calls,
+                };
+                self.on_subscribed();
+            }
+            Err(e) => self.gone(e.to_string()),
+        }
+    }
+
+    /// The framework cannot go on: every job fails with `why`.
+    fn gone(&mut self, why: String) {
+        tracing::error!(error = %why, "the framework is gone");
+        for (_, job) in self.jobs.jobs.drain() {
+            job.resolve(Err(TaskError::Connection(why.clone())));
+        }
+        self.jobs.pending.clear();
+        self.jobs.by_task.clear();
+        self.link = Link::Gone(why);
+    }
+
+    fn status(&self) -> ClusterStatus {
+        let (pending, staging, running) = self.jobs.counts();
+        let mut executors: Vec<ExecutorStatus> = self
+            .executors
+            .by_agent
+            .values()
+            .map(executor_status)
+            .collect();
+        executors.sort_by(|a, b| a.agent_id.cmp(&b.agent_id));
+        executors.extend(self.lost_executors.iter().cloned());
+        ClusterStatus {
+            framework_id: self
+                .framework
+                .id
+                .as_ref()
+                .map(|id| id.value.clone())
+                .unwrap_or_default(),
+            connected: matches!(self.link, Link::Up { .. }),
+            jobs: JobCounts {
+                pending,
+                staging,
+                running,
+                succeeded: self.jobs.ended.succeeded,
+                failed: self.jobs.ended.failed,
+            },
+            executors,
+            set_aside_agents: self.health.set_aside_agents(),
+        }
+    }
+
+    /// TEARDOWN: the master shuts every executor of the framework down. The state
+    /// store is removed: nothing is left to resume.
+    async fn teardown(&mut self) {
+        if let Link::Up { subscription, .. } = &self.link {
+            let call = Call {
+                framework_id: self.framework.id.clone(),
+                r#type: Some(call::Type::Teardown as i32),
+                ..Default::default()
+            };
+            if let Err(e) = subscription.caller.call(&call).await {
+                tracing::warn!(error = %e, "TEARDOWN failed");
+            }
+        }
+        for (_, job) in self.jobs.jobs.drain() {
+            job.resolve(Err(TaskError::Cancelled));
+        }
+        if let Some(store) = self.store.take() {
+            store.remove();
+        }
+    }
+}
+
+async fn next_event(link: &mut Link) -> Option<Result<Event, crate::client::ClientError>> {
+    match link {
+        Link::Up { subscription, .. } => subscription.events.recv().await,
+        _ => std::future::pending().await,
+    }
+}
+
+fn reconcile_task(task_id: &str, agent: &str) -> call::reconcile::Task {
+    call::reconcile::Task {
+        task_id: TaskId {
+            value: task_id.to_owned(),
+        },
+        agent_id: Some(AgentId {
+            value: agent.to_owned(),
+        }),
+    }
+}
+
+fn executor_status(executor: &executors::Executor) -> ExecutorStatus {
+    let mut tasks: Vec<String> = executor.tasks.iter().cloned().collect();
+    tasks.sort();
+    ExecutorStatus {
+        agent_id: executor.agent.clone(),
+        executor_id: executor.id().to_owned(),
+        tasks,
+        cpus: executor.cpus,
+        mem_mb: executor.mem_mb,
+        last_heartbeat_unix_ms: executor.last_heartbeat_unix_ms,
+        modules: executor.modules.len(),
+        lost: false,
+    }
+}
+
+/// Sends calls one after another, in the order the loop made them (a task's
+/// acknowledgements must reach the master in order), without blocking the loop.
+fn spawn_call_sender(caller: Caller) -> mpsc::UnboundedSender<Call> {
+    let (tx, mut rx) = mpsc::unbounded_channel::<Call>();
+    tokio::spawn(async move {
+        while let Some(call) = rx.recv().await {
+            if let Err(e) = caller.call(&call).await {
+                // ACCEPTs are answered 202 even when invalid (the error comes as an
+                // UPDATE); anything else failing means the master is in trouble, which
+                // the event stream reports.
+                tracing::warn!(error = %e, "call failed");
+            }
+        }
+    });
+    tx
+}

@@ -1,0 +1,134 @@
+//! HTTP basic authentication against a real `brine-local` master run with credentials
+//! (as a Mesos master with `--authenticate_http_frameworks
+//! --http_framework_authenticators=basic`): the right credential runs a task; a wrong
+//! or missing one is a clear error naming the principal, never the secret.
+#![allow(clippy::expect_used, clippy::unwrap_used)]
+
+use std::future::Future;
+use std::time::Duration;
+
+use brine_local::master::Credentials;
+use brine_local::{LocalCluster, LocalClusterConfig};
+use brine_scheduler::client::{ClientError, Credential};
+use brine_scheduler::{Cluster, ClusterConfig, ClusterError, Module};
+
+const BOUND: Duration = Duration::from_secs(120);
+
+async fn bounded<F: Future>(what: &str, f: F) -> F::Output {
+    tokio::time::timeout(BOUND, f)
+        .await
+        .unwrap_or_else(|_| panic!("timed out after {BOUND:?} waiting for {what}"))
+}
+
+async fn authenticating_cluster(dir: &std::path::Path) -> LocalCluster {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("BRINE_TEST_LOG")
+                .unwrap_or_else(|_| "warn".into()),
+        )
+        .with_test_writer()
+        .try_init();
+    let mut config = LocalClusterConfig::new(1, dir);
+    config.credentials = Some(Credentials::new([(
+        "brine-fw".to_owned(),
+        "correct horse".to_owned(),
+    )]));
+    LocalCluster::start(config).await.unwrap()
+}
+
+fn with_credential(principal: &str, secret: &str) -> ClusterConfig {
+    let mut config = ClusterConfig {
+        executor_binary: Some(brine_tests::executor_binary()),
+        ..ClusterConfig::default()
+    };
+    config.client.credential = Some(Credential {
+        principal: principal.to_owned(),
+        secret: secret.to_owned(),
+    });
+    config
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_right_credential_runs_tasks() {
+    let dir = tempfile::tempdir().unwrap();
+    let local = authenticating_cluster(dir.path()).await;
+    let cluster = bounded(
+        "connect",
+        Cluster::connect_with(
+            &local.master_url(),
+            with_credential("brine-fw", "correct horse"),
+        ),
+    )
+    .await
+    .expect("subscribes with the credential");
+    let sum = Module::from_bytes(brine_tests::example("sum"));
+    // Every call (ACCEPT, ACKNOWLEDGE, …) carries the credential too, or the task
+    // would never be launched and acknowledged.
+    let total: i64 = bounded(
+        "sum",
+        cluster.submit::<String, i64>(&sum, "sum", &"40 2".to_string()),
+    )
+    .await
+    .expect("sum succeeds");
+    assert_eq!(total, 42);
+    bounded("cluster shutdown", cluster.shutdown()).await;
+    bounded("local shutdown", local.shutdown()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_or_missing_credential_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let local = authenticating_cluster(dir.path()).await;
+
+    let err = bounded(
+        "connect",
+        Cluster::connect_with(
+            &local.master_url(),
+            with_credential("brine-fw", "Tr0ub4dor&3"),
+        ),
+    )
+    .await
+    .expect_err("a wrong secret");
+    match &err {
+        ClusterError::Client(ClientError::Unauthorized {
+            call,
+            principal,
+            challenge,
+        }) => {
+            assert_eq!(*call, "SUBSCRIBE");
+            assert_eq!(principal.as_deref(), Some("brine-fw"));
+            assert_eq!(challenge, "Basic realm=\"mesos-master-scheduler\"");
+        }
+        other => panic!("expected Unauthorized, got {other:?}"),
+    }
+    let text = err.to_string();
+    assert!(
+        text.contains("\"brine-fw\"") && text.contains("401"),
+        "{text}"
+    );
+    assert!(!text.contains("Tr0ub4dor"), "the secret leaked: {text}");
+
+    let mut config = with_credential("x", "y");
+    config.client.credential = None;
+    let err = bounded(
+        "connect",
+        Cluster::connect_with(&local.master_url(), config),
+    )
+    .await
+    .expect_err("no credential");
+    assert!(
+        matches!(
+            err,
+            ClusterError::Client(ClientError::Unauthorized {
+                principal: None,
+                ..
+            })
+        ),
+        "{err:?}"
+    );
+    assert!(
+        err.to_string().contains("no credential is configured"),
+        "{err}"
+    );
+    bounded("local shutdown", local.shutdown()).await;
+}

@@ -1,0 +1,375 @@
+//! The job machinery end to end, on a real local master and agents with real
+//! `brine-executor` processes: batches, cancellation, progress, executor babysitting,
+//! executor crashes, re-subscription after a cut connection, and failover through the
+//! state store. Every wait is bounded.
+#![allow(clippy::expect_used, clippy::unwrap_used)]
+
+use std::collections::{HashMap, HashSet};
+use std::future::Future;
+use std::path::Path;
+use std::time::Duration;
+
+use brine_local::{LocalCluster, LocalClusterConfig};
+use brine_proto::payload::ExecutorConfig;
+use brine_scheduler::{Cluster, ClusterConfig, JobState, Module, TaskError};
+use futures::StreamExt;
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use tokio::net::{TcpListener, TcpStream};
+
+const BOUND: Duration = Duration::from_secs(180);
+
+async fn bounded<F: Future>(what: &str, f: F) -> F::Output {
+    tokio::time::timeout(BOUND, f)
+        .await
+        .unwrap_or_else(|_| panic!("timed out after {BOUND:?} waiting for {what}"))
+}
+
+fn init() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("BRINE_TEST_LOG")
+                .unwrap_or_else(|_| "warn".into()),
+        )
+        .with_test_writer()
+        .try_init();
+    brine_tests::executor_binary();
+}
+
+fn module(name: &str) -> Module {
+    Module::from_bytes(brine_tests::example(name))
+}
+
+/// Executors beat every 50 ms and are presumed lost after 1 s of silence.
+fn fast_config() -> ClusterConfig {
+    ClusterConfig {
+        executor_config: ExecutorConfig {
+            heartbeat_interval: Duration::from_millis(50),
+            ..ExecutorConfig::default()
+        },
+        heartbeat_timeout: Duration::from_secs(1),
+        ..ClusterConfig::default()
+    }
+}
+
+async fn local(agents: usize, dir: &Path) -> LocalCluster {
+    bounded(
+        "the local cluster",
+        LocalCluster::start(LocalClusterConfig::new(agents, dir)),
+    )
+    .await
+    .expect("local cluster starts")
+}
+
+/// Pids of the live executors on every agent of `local`.
+fn executor_pids(local: &LocalCluster) -> Vec<(String, u32)> {
+    local
+        .agents()
+        .iter()
+        .flat_map(|a| {
+            a.executors()
+                .into_iter()
+                .filter_map(|e| e.pid.map(|pid| (e.executor_id.value, pid)))
+        })
+        .collect()
+}
+
+/// Waits until `check` holds, looking again each time the scheduler's status changes
+/// or 20 ms pass (agent snapshots have no change notification).
+async fn until(what: &str, mut check: impl FnMut() -> bool) {
+    bounded(what, async {
+        while !check() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thousand_closures_through_map_one_executor_per_agent() {
+    init();
+    let cluster = bounded("connect", Cluster::connect("local:2"))
+        .await
+        .expect("connects");
+    let sum = module("sum");
+    let inputs: Vec<String> = (0..1000).map(|i| format!("{i} {} 1", i * 2)).collect();
+    let results: Vec<(usize, Result<i64, TaskError>)> = bounded(
+        "1000 sums",
+        cluster.map(&sum, "sum", inputs.clone()).collect(),
+    )
+    .await;
+    assert_eq!(results.len(), 1000);
+    let mut seen = HashSet::new();
+    for (i, result) in results {
+        assert!(seen.insert(i), "index {i} yielded twice");
+        assert_eq!(result.expect("sum succeeds"), 3 * i as i64 + 1, "input {i}");
+    }
+    let local = cluster.local().expect("local cluster");
+    for agent in local.agents() {
+        let ours = agent.executors().len() + agent.completed_executors().len();
+        assert!(
+            ours <= 1,
+            "agent {} ran {ours} executors",
+            agent.agent_id().value
+        );
+    }
+    let status = cluster.status().await.expect("status");
+    assert_eq!(status.jobs.succeeded, 1000);
+    cluster.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn progress_shows_on_the_handle_and_dropping_it_kills_the_task() {
+    init();
+    let cluster = bounded("connect", Cluster::connect_with("local:1", fast_config()))
+        .await
+        .expect("connects");
+    let failures = module("failures");
+    let handle = cluster.submit::<u64, u64>(&failures, "spin", &60_000);
+    let mut watch = handle.watch().expect("a submitted handle has a status");
+    let seen = bounded("progress from heartbeats", async {
+        loop {
+            watch.changed().await.expect("status sender lives");
+            let status = watch.borrow().clone();
+            if let Some(p) = status.progress
+                && p > 0.0
+            {
+                return status;
+            }
+        }
+    })
+    .await;
+    assert_eq!(seen.state, JobState::Running);
+    assert_eq!(seen.attempts, 1);
+    let task_id = seen.task_id.clone().expect("a running job has a task");
+    assert!(seen.progress.is_some_and(|p| p < 1.0));
+
+    drop(handle);
+    let local = cluster.local().expect("local cluster");
+    until("the cancelled task to be killed", || {
+        local.agents().iter().any(|a| {
+            a.executors()
+                .iter()
+                .chain(a.completed_executors().iter())
+                .flat_map(|e| e.tasks.iter())
+                .any(|(id, state)| {
+                    id.value == task_id && *state == brine_proto::mesos::v1::TaskState::TaskKilled
+                })
+        })
+    })
+    .await;
+    let status = cluster.status().await.expect("status");
+    assert_eq!(status.jobs.running + status.jobs.staging, 0);
+    cluster.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_executor_costs_nothing_a_frozen_one_is_presumed_lost() {
+    init();
+    // Both agents stay in use (none is set aside for the jobs it lost).
+    let config = ClusterConfig {
+        agent_failure_limit: 1000,
+        ..fast_config()
+    };
+    let cluster = bounded("connect", Cluster::connect_with("local:2", config))
+        .await
+        .expect("connects");
+    let failures = module("failures");
+    let local = cluster.local().expect("local cluster");
+
+    for signal in [Signal::SIGKILL, Signal::SIGSTOP] {
+        // 40 tasks of 300 ms: both agents are busy when one executor is hit.
+        let items: Vec<u64> = vec![300; 40];
+        let mut batch = Box::pin(cluster.map::<u64, u64, _>(&failures, "spin", items));
+        let mut results = HashMap::new();
+        let (index, first) = bounded("the first result", batch.next())
+            .await
+            .expect("a result");
+        results.insert(index, first);
+        let pids = executor_pids(local);
+        assert!(!pids.is_empty());
+        let (victim, pid) = pids[0].clone();
+        kill(Pid::from_raw(pid as i32), signal).expect("signal the executor");
+        while let Some((index, result)) = bounded("the batch", batch.next()).await {
+            assert!(
+                results.insert(index, result).is_none(),
+                "index {index} yielded twice"
+            );
+        }
+        assert_eq!(results.len(), 40, "after {signal}: every job ended");
+        for (index, result) in &results {
+            assert!(
+                result.as_ref().is_ok_and(|spins| *spins > 0),
+                "after {signal}: job {index}: {result:?}"
+            );
+        }
+        let status = cluster.status().await.expect("status");
+        let gone = status
+            .executors
+            .iter()
+            .find(|e| e.executor_id == victim)
+            .unwrap_or_else(|| panic!("{victim} is not listed: {status:?}"));
+        assert!(gone.tasks.is_empty(), "{gone:?}");
+        if signal == Signal::SIGSTOP {
+            assert!(gone.lost, "a frozen executor is presumed lost: {gone:?}");
+            // Thaw it so the agent can finish shutting it down.
+            let _ = kill(Pid::from_raw(pid as i32), Signal::SIGCONT);
+        }
+        // The replacement on that agent is a new generation.
+        assert!(
+            status
+                .executors
+                .iter()
+                .any(|e| e.agent_id == gone.agent_id && e.executor_id != victim && !e.lost),
+            "no new executor on {}: {status:?}",
+            gone.agent_id
+        );
+    }
+    cluster.shutdown().await;
+}
+
+/// A TCP proxy whose connections can all be cut at once, as a network blip would.
+struct Proxy {
+    url: String,
+    generation: tokio::sync::watch::Sender<u64>,
+}
+
+impl Proxy {
+    async fn start(target: std::net::SocketAddr) -> Proxy {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let (generation, _) = tokio::sync::watch::channel(0u64);
+        let gen_tx = generation.clone();
+        tokio::spawn(async move {
+            loop {
+                let Ok((mut inbound, _)) = listener.accept().await else {
+                    return;
+                };
+                let mut cut_rx = gen_tx.subscribe();
+                tokio::spawn(async move {
+                    let Ok(mut outbound) = TcpStream::connect(target).await else {
+                        return;
+                    };
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
+                        _ = cut_rx.changed() => {}
+                    }
+                });
+            }
+        });
+        Proxy { url, generation }
+    }
+
+    /// Closes every connection open now.
+    fn cut(&self) {
+        self.generation.send_modify(|g| *g += 1);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cut_connection_is_resubscribed_and_reconciled() {
+    init();
+    let dir = tempfile::tempdir().unwrap();
+    let local = local(1, dir.path()).await;
+    let master = local.master().expect("a master").endpoint();
+    let proxy = Proxy::start(master).await;
+    let cluster = bounded("connect", Cluster::connect_with(&proxy.url, fast_config()))
+        .await
+        .expect("connects through the proxy");
+    let failures = module("failures");
+    let sum = module("sum");
+    let slow = cluster.submit::<u64, u64>(&failures, "spin", &1_500);
+    let mut watch = slow.watch().unwrap();
+    bounded(
+        "the slow job to run",
+        watch.wait_for(|s| s.state == JobState::Running),
+    )
+    .await
+    .unwrap();
+    proxy.cut();
+    // The job launched before the cut finishes; one submitted after it runs.
+    let after: i64 = bounded(
+        "a job after the cut",
+        cluster.submit(&sum, "sum", &"2 2".to_string()),
+    )
+    .await
+    .expect("runs after re-subscription");
+    assert_eq!(after, 4);
+    let spins = bounded("the job across the cut", slow)
+        .await
+        .expect("finishes");
+    assert!(spins > 0);
+    let status = cluster.status().await.unwrap();
+    assert!(status.connected);
+    cluster.shutdown().await;
+    local.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_scheduler_carries_on_as_the_same_framework() {
+    init();
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("scheduler.state");
+    let local = local(2, &dir.path().join("cluster")).await;
+    let url = local.master_url();
+    let config = ClusterConfig {
+        state_file: Some(state.clone()),
+        ..fast_config()
+    };
+    let failures = module("failures");
+    let items: Vec<u64> = (0..12).map(|i| 200 + 10 * i).collect();
+
+    let first = bounded("connect", Cluster::connect_with(&url, config.clone()))
+        .await
+        .expect("connects");
+    let framework_id = first.framework_id().to_owned();
+    let done_before: Vec<(usize, Result<u64, TaskError>)> = {
+        let mut batch = Box::pin(first.map::<u64, u64, _>(&failures, "spin", items.clone()));
+        let mut done = Vec::new();
+        while done.len() < 3 {
+            done.push(
+                bounded("part of the batch", batch.next())
+                    .await
+                    .expect("a result"),
+            );
+        }
+        // A dying process cancels nothing: leak the handles instead of dropping them.
+        std::mem::forget(batch);
+        done
+    };
+    assert_eq!(done_before.len(), 3);
+    // The process "dies": no TEARDOWN, the master keeps the tasks.
+    first.abandon().await;
+
+    let second = bounded("reconnect", Cluster::connect_with(&url, config))
+        .await
+        .expect("re-subscribes");
+    assert_eq!(second.framework_id(), framework_id, "same FrameworkID");
+    let results: Vec<(usize, Result<u64, TaskError>)> = bounded(
+        "the whole batch again",
+        second.map(&failures, "spin", items.clone()).collect(),
+    )
+    .await;
+    assert_eq!(results.len(), items.len());
+    for (i, result) in &results {
+        assert!(result.as_ref().is_ok_and(|s| *s > 0), "job {i}: {result:?}");
+    }
+    // Every job ran once: the master saw one task per job.
+    let launched: HashSet<String> = local
+        .agents()
+        .iter()
+        .flat_map(|a| {
+            a.executors()
+                .into_iter()
+                .chain(a.completed_executors())
+                .flat_map(|e| e.tasks.into_iter().map(|(id, _)| id.value))
+        })
+        .collect();
+    assert_eq!(launched.len(), items.len(), "tasks launched: {launched:?}");
+    second.shutdown().await;
+    assert!(
+        !state.exists(),
+        "a torn-down framework leaves no state behind"
+    );
+    local.shutdown().await;
+}
