@@ -186,9 +186,24 @@ async fn a_killed_executor_costs_nothing_a_frozen_one_is_presumed_lost() {
             .await
             .expect("a result");
         results.insert(index, first);
-        let pids = executor_pids(local);
-        assert!(!pids.is_empty());
-        let (victim, pid) = pids[0].clone();
+        // The victim: an executor that has beaten and runs tasks of this batch.
+        let victim = bounded("a busy executor that has beaten", async {
+            loop {
+                let status = cluster.status().await.expect("status");
+                if let Some(e) = status.executors.iter().find(|e| {
+                    !e.lost && !e.tasks.is_empty() && e.last_heartbeat_unix_ms.is_some()
+                }) {
+                    return e.executor_id.clone();
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+        .await;
+        let pid = executor_pids(local)
+            .into_iter()
+            .find(|(id, _)| *id == victim)
+            .map(|(_, pid)| pid)
+            .expect("the victim's pid");
         kill(Pid::from_raw(pid as i32), signal).expect("signal the executor");
         while let Some((index, result)) = bounded("the batch", batch.next()).await {
             assert!(

@@ -1,9 +1,15 @@
-//! Every call but SUBSCRIBE: one POST each, answered `202 Accepted`.
+//! Every call but SUBSCRIBE: one POST each, answered `202 Accepted`, on a second,
+//! persistent connection (Mesos's scheduler API docs ask schedulers to keep it open;
+//! a connection per call costs a TCP handshake, and a TLS one for `https`, each time).
 
 use std::sync::Arc;
 
 use brine_proto::mesos::v1::scheduler::Call;
+use bytes::Bytes;
 use http::StatusCode;
+use http_body_util::Full;
+use hyper::client::conn::http1::SendRequest;
+use tokio::sync::Mutex;
 use tokio_rustls::TlsConnector;
 
 use super::{ClientConfig, ClientError, Endpoint, call_name, refusal};
@@ -20,6 +26,8 @@ struct Inner {
     config: ClientConfig,
     /// Built by SUBSCRIBE when the master is `https`.
     tls: Option<TlsConnector>,
+    /// The open call connection, if any; calls take turns on it.
+    connection: Mutex<Option<SendRequest<Full<Bytes>>>>,
 }
 
 impl std::fmt::Debug for Inner {
@@ -46,6 +54,7 @@ impl Caller {
                 stream_id,
                 config,
                 tls,
+                connection: Mutex::new(None),
             }),
         }
     }
@@ -59,7 +68,7 @@ impl Caller {
         &self.inner.stream_id
     }
 
-    /// POSTs `call` on a connection of its own and waits for `202 Accepted`; `401` is a
+    /// POSTs `call` and waits for `202 Accepted`; `401` is a
     /// [`ClientError::Unauthorized`], any other answer a [`ClientError::Status`]
     /// carrying the master's message.
     pub async fn call(&self, call: &Call) -> Result<(), ClientError> {
@@ -71,24 +80,45 @@ impl Caller {
 
     async fn send(&self, call: &Call) -> Result<(), ClientError> {
         let endpoint = &self.inner.endpoint;
+        let credential = self.inner.config.credential.as_ref();
+        let request = endpoint.request(call, Some(&self.inner.stream_id), credential)?;
+        let mut slot = self.inner.connection.lock().await;
+        // A kept connection the master closed meanwhile is replaced before anything is
+        // sent on it, so no call is ever sent twice.
+        let kept = match slot.take() {
+            Some(mut sender) => sender.ready().await.is_ok().then_some(sender),
+            None => None,
+        };
+        let mut sender = match kept {
+            Some(sender) => sender,
+            None => self.open().await?,
+        };
+        let result = match sender.send_request(request).await {
+            Ok(response) if response.status() == StatusCode::ACCEPTED => {
+                // Read the (empty) body to the end so the connection can carry the next.
+                let _ = http_body_util::BodyExt::collect(response.into_body()).await;
+                Ok(())
+            }
+            Ok(response) => Err(refusal(call_name(call), response, credential).await),
+            Err(e) => return Err(e.into()),
+        };
+        *slot = Some(sender);
+        result
+    }
+
+    async fn open(&self) -> Result<SendRequest<Full<Bytes>>, ClientError> {
         let config = &self.inner.config;
-        let io = endpoint
+        let io = self
+            .inner
+            .endpoint
             .connect(config.request_timeout, self.inner.tls.as_ref())
             .await?;
-        let (mut sender, connection) = hyper::client::conn::http1::handshake(io).await?;
-        let connection = tokio::spawn(async move {
+        let (sender, connection) = hyper::client::conn::http1::handshake(io).await?;
+        tokio::spawn(async move {
             if let Err(e) = connection.await {
                 tracing::debug!(error = %e, "call connection ended");
             }
         });
-        let credential = config.credential.as_ref();
-        let request = endpoint.request(call, Some(&self.inner.stream_id), credential)?;
-        let result = match sender.send_request(request).await {
-            Ok(response) if response.status() == StatusCode::ACCEPTED => Ok(()),
-            Ok(response) => Err(refusal(call_name(call), response, credential).await),
-            Err(e) => Err(e.into()),
-        };
-        connection.abort();
-        result
+        Ok(sender)
     }
 }
