@@ -390,7 +390,8 @@ fn parse_master(master: &str) -> Result<Master, ClusterError> {
 }
 
 /// `$BRINE_EXECUTOR`, else `brine-executor` beside the current executable, else one
-/// directory up (cargo puts test binaries in `target/<profile>/deps/`).
+/// directory up (cargo puts test binaries in `target/<profile>/deps/` and examples in
+/// `target/<profile>/examples/`).
 fn default_executor_binary() -> PathBuf {
     if let Some(path) = std::env::var_os("BRINE_EXECUTOR") {
         return PathBuf::from(path);
@@ -403,7 +404,9 @@ fn default_executor_binary() -> PathBuf {
     };
     let beside = dir.join("brine-executor");
     if !beside.is_file()
-        && dir.file_name().is_some_and(|n| n == "deps")
+        && dir
+            .file_name()
+            .is_some_and(|n| n == "deps" || n == "examples")
         && let Some(parent) = dir.parent()
     {
         return parent.join("brine-executor");
