@@ -4,30 +4,15 @@
 //! or missing one is a clear error naming the principal, never the secret.
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
-use std::future::Future;
-use std::time::Duration;
+use brine_tests::bounded;
 
 use brine_local::master::Credentials;
 use brine_local::{LocalCluster, LocalClusterConfig};
 use brine_scheduler::client::{ClientError, Credential};
 use brine_scheduler::{Cluster, ClusterConfig, ClusterError, Module};
 
-const BOUND: Duration = Duration::from_secs(120);
-
-async fn bounded<F: Future>(what: &str, f: F) -> F::Output {
-    tokio::time::timeout(BOUND, f)
-        .await
-        .unwrap_or_else(|_| panic!("timed out after {BOUND:?} waiting for {what}"))
-}
-
 async fn authenticating_cluster(dir: &std::path::Path) -> LocalCluster {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("BRINE_TEST_LOG")
-                .unwrap_or_else(|_| "warn".into()),
-        )
-        .with_test_writer()
-        .try_init();
+    brine_tests::init_tracing();
     let mut config = LocalClusterConfig::new(1, dir);
     config.credentials = Some(Credentials::new([(
         "brine-fw".to_owned(),

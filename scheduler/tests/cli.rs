@@ -211,6 +211,31 @@ impl Drop for Process {
     }
 }
 
+/// `brine local` on a free port, and its master URL.
+fn brine_local(agents: usize, work_dir: &Path) -> (Process, String) {
+    let mut local = Process(
+        brine()
+            .args([
+                "local",
+                "--agents",
+                &agents.to_string(),
+                "--port",
+                "0",
+                "--work-dir",
+            ])
+            .arg(work_dir)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let out = lines(local.0.stdout.take().unwrap());
+    let master = await_line(&out, "the master URL", |l| l.starts_with("http://"));
+    // Keep reading so the process never blocks on a full pipe.
+    std::thread::spawn(move || for _ in out {});
+    (local, master)
+}
+
 fn terminate(process: &mut Process) -> ExitStatus {
     let pid = nix::unistd::Pid::from_raw(process.0.id() as i32);
     nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
@@ -220,17 +245,7 @@ fn terminate(process: &mut Process) -> ExitStatus {
 #[test]
 fn status_shows_a_running_framework_and_survives_its_scheduler() {
     let dir = tempfile::tempdir().unwrap();
-    let mut local = Process(
-        brine()
-            .args(["local", "--agents", "1", "--port", "0", "--work-dir"])
-            .arg(dir.path())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    let local_out = lines(local.0.stdout.take().unwrap());
-    let master = await_line(&local_out, "the master URL", |l| l.starts_with("http://"));
+    let (mut local, master) = brine_local(1, dir.path());
 
     // A task that runs for a minute: it is still running when status looks.
     let mut scheduler = Process(
@@ -300,17 +315,7 @@ fn get_json(master: &str, path: &str) -> Value {
 #[test]
 fn a_killed_brine_run_resumes_as_the_same_framework() {
     let dir = tempfile::tempdir().unwrap();
-    let mut local = Process(
-        brine()
-            .args(["local", "--agents", "2", "--port", "0", "--work-dir"])
-            .arg(dir.path().join("cluster"))
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    let local_out = lines(local.0.stdout.take().unwrap());
-    let master = await_line(&local_out, "the master URL", |l| l.starts_with("http://"));
+    let (mut local, master) = brine_local(2, &dir.path().join("cluster"));
     let input = dir.path().join("batch.jsonl");
     let jobs = 24;
     std::fs::write(&input, "300\n".repeat(jobs)).unwrap();

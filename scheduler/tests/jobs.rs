@@ -4,8 +4,8 @@
 //! state store. Every wait is bounded.
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
+use brine_tests::bounded;
 use std::collections::{HashMap, HashSet};
-use std::future::Future;
 use std::path::Path;
 use std::time::Duration;
 
@@ -17,22 +17,8 @@ use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use tokio::net::{TcpListener, TcpStream};
 
-const BOUND: Duration = Duration::from_secs(180);
-
-async fn bounded<F: Future>(what: &str, f: F) -> F::Output {
-    tokio::time::timeout(BOUND, f)
-        .await
-        .unwrap_or_else(|_| panic!("timed out after {BOUND:?} waiting for {what}"))
-}
-
 fn init() {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("BRINE_TEST_LOG")
-                .unwrap_or_else(|_| "warn".into()),
-        )
-        .with_test_writer()
-        .try_init();
+    brine_tests::init_tracing();
     brine_tests::executor_binary();
 }
 
@@ -187,18 +173,19 @@ async fn a_killed_executor_costs_nothing_a_frozen_one_is_presumed_lost() {
             .expect("a result");
         results.insert(index, first);
         // The victim: an executor that has beaten and runs tasks of this batch.
-        let victim = bounded("a busy executor that has beaten", async {
-            loop {
-                let status = cluster.status().await.expect("status");
-                if let Some(e) = status.executors.iter().find(|e| {
-                    !e.lost && !e.tasks.is_empty() && e.last_heartbeat_unix_ms.is_some()
-                }) {
-                    return e.executor_id.clone();
+        let victim =
+            bounded("a busy executor that has beaten", async {
+                loop {
+                    let status = cluster.status().await.expect("status");
+                    if let Some(e) = status.executors.iter().find(|e| {
+                        !e.lost && !e.tasks.is_empty() && e.last_heartbeat_unix_ms.is_some()
+                    }) {
+                        return e.executor_id.clone();
+                    }
+                    tokio::time::sleep(Duration::from_millis(20)).await;
                 }
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-        })
-        .await;
+            })
+            .await;
         let pid = executor_pids(local)
             .into_iter()
             .find(|(id, _)| *id == victim)

@@ -2,32 +2,17 @@
 //! real `brine-executor` processes, real HTTP. Every wait is bounded.
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
+use brine_tests::bounded;
 use std::collections::HashSet;
-use std::future::Future;
-use std::time::Duration;
 
 use brine_scheduler::{Cluster, ErrorKind, Module, TaskError};
-
-const BOUND: Duration = Duration::from_secs(120);
-
-async fn bounded<F: Future>(what: &str, f: F) -> F::Output {
-    tokio::time::timeout(BOUND, f)
-        .await
-        .unwrap_or_else(|_| panic!("timed out after {BOUND:?} waiting for {what}"))
-}
 
 fn module(name: &str) -> Module {
     Module::from_bytes(brine_tests::example(name))
 }
 
 async fn cluster() -> Cluster {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("BRINE_TEST_LOG")
-                .unwrap_or_else(|_| "warn".into()),
-        )
-        .with_test_writer()
-        .try_init();
+    brine_tests::init_tracing();
     // Fails with a clear message when the executor is not built.
     brine_tests::executor_binary();
     bounded("connect", Cluster::connect("local:2"))

@@ -8,7 +8,7 @@
 //! Needs ZooKeeper installed: `make zookeeper` (which `make test` runs first).
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
-use std::future::Future;
+use brine_tests::{bounded, init_tracing};
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
@@ -19,25 +19,8 @@ use brine_scheduler::detector::{self, DetectError};
 use brine_scheduler::{Cluster, ClusterConfig, ClusterError, Module};
 use zookeeper_client::{Acls, Client, CreateMode};
 
-const BOUND: Duration = Duration::from_secs(120);
 /// Where the Debian package puts the server (its manifest names its dependencies).
 const ZOOKEEPER_JAR: &str = "/usr/share/java/zookeeper.jar";
-
-async fn bounded<F: Future>(what: &str, f: F) -> F::Output {
-    tokio::time::timeout(BOUND, f)
-        .await
-        .unwrap_or_else(|_| panic!("timed out after {BOUND:?} waiting for {what}"))
-}
-
-fn init_tracing() {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("BRINE_TEST_LOG")
-                .unwrap_or_else(|_| "warn".into()),
-        )
-        .with_test_writer()
-        .try_init();
-}
 
 /// A standalone ZooKeeper server in a temporary data directory, killed on drop.
 struct ZooKeeper {

@@ -530,3 +530,25 @@ pub fn proc_status_kib(pid: u32, field: &str) -> Option<u64> {
         .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
 }
+
+/// How long any end-to-end step may take before a test fails (generous: debug builds on
+/// a loaded 2-core machine).
+pub const BOUND: std::time::Duration = std::time::Duration::from_secs(180);
+
+/// `f`, or a panic naming `what` after [`BOUND`].
+pub async fn bounded<F: std::future::Future>(what: &str, f: F) -> F::Output {
+    tokio::time::timeout(BOUND, f)
+        .await
+        .unwrap_or_else(|_| panic!("timed out after {BOUND:?} waiting for {what}"))
+}
+
+/// Test logs through the test writer, filtered by `BRINE_TEST_LOG` (default `warn`).
+pub fn init_tracing() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("BRINE_TEST_LOG")
+                .unwrap_or_else(|_| "warn".into()),
+        )
+        .with_test_writer()
+        .try_init();
+}
