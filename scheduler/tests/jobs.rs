@@ -375,3 +375,37 @@ async fn a_restarted_scheduler_carries_on_as_the_same_framework() {
     );
     local.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_on_a_removed_agent_is_retried_on_another() {
+    init();
+    let dir = tempfile::tempdir().unwrap();
+    let local = local(2, dir.path()).await;
+    let cluster = bounded(
+        "connect",
+        Cluster::connect_with(&local.master_url(), fast_config()),
+    )
+    .await
+    .expect("connects");
+    let failures = module("failures");
+    let handle = cluster.submit::<u64, u64>(&failures, "spin", &1_000);
+    let mut watch = handle.watch().unwrap();
+    let first = bounded(
+        "the job to run",
+        watch.wait_for(|s| s.state == JobState::Running),
+    )
+    .await
+    .unwrap()
+    .clone();
+    let gone = first.agent.clone().expect("a running job has an agent");
+    // The master loses the agent: TASK_LOST (REASON_AGENT_REMOVED) and a FAILURE.
+    assert!(local.master().unwrap().remove_agent(&gone).await);
+    let spins = bounded("the job, retried", handle).await.expect("succeeds");
+    assert!(spins > 0);
+    let last = watch.borrow().clone();
+    assert_eq!(last.state, JobState::Succeeded);
+    assert_eq!(last.attempts, 2, "{last:?}");
+    assert_ne!(last.agent.as_deref(), Some(gone.as_str()), "{last:?}");
+    cluster.shutdown().await;
+    local.shutdown().await;
+}
