@@ -9,7 +9,7 @@ EXAMPLES     := example-hello example-sum example-wordcount example-pi example-e
 
 export BRINE_EXAMPLES_DIR := $(EXAMPLES_DIR)
 
-.PHONY: all build examples test demo bench fmt lint setup
+.PHONY: all build examples test demo bench bench-quick bench-font bench-runtime fmt lint setup zookeeper
 
 all: build
 
@@ -25,17 +25,53 @@ build: setup
 examples: setup
 	$(CARGO) build --release --target $(WASM_TARGET) $(addprefix -p ,$(EXAMPLES))
 
+## zookeeper: the ZooKeeper server scheduler/tests/zookeeper.rs runs (Debian's package,
+## which brings a Java runtime); sudo only when not root
+zookeeper:
+	@if ! dpkg -s zookeeper >/dev/null 2>&1; then \
+		SUDO=$$( [ "$$(id -u)" -eq 0 ] || echo sudo ); \
+		$$SUDO apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq zookeeper; \
+	fi
+
 ## test: every test of every crate (the examples are built first: tests run them)
-test: examples
+test: examples zookeeper
 	$(CARGO) test --workspace --all-targets --no-fail-fast
 	$(CARGO) test --workspace --doc
 
-## demo: run the example jobs and print their results
+## demo: the main job: the example tasks on a local two-agent cluster, through the
+## scheduler library (scheduler/examples/demo/). The runtime alone, without a cluster:
+## `cargo run --release -p brine-executor --example runtime_demo`.
 demo: examples
-	$(CARGO) run --release -p brine-executor --example demo
+	$(CARGO) build --release -p brine-executor
+	$(CARGO) run --release -p brine-scheduler --example demo
 
-## bench: the runtime's criterion benchmark
-bench: examples
+## bench: the benchmark harness (bench/README.md), run as `brine bench`: table on
+## stdout and in bench/results/ with the raw numbers (JSON) and the latency plot (SVG,
+## PNG); BENCH_ARGS passes options (--only executor, --master http://host:port …)
+bench: examples bench-font
+	$(CARGO) build --release -p brine-executor -p brine-bench
+	$(CARGO) build --release -p brine-scheduler --bin brine
+	$(TARGET_DIR)/release/brine bench $(BENCH_ARGS)
+
+## bench-quick: the smoke run CI makes (`brine bench --quick`, under a minute). It uses
+## the debug build `make test` already made, so its figures are not Brine's: it checks
+## that every part runs. Results go to target/bench-quick/, not bench/results/.
+bench-quick: examples bench-font
+	$(CARGO) build --workspace --bins
+	$(TARGET_DIR)/debug/brine bench --quick --out $(TARGET_DIR)/bench-quick $(BENCH_ARGS)
+
+## bench-font: the font the plot's PNG text is drawn with (Debian's fonts-dejavu-core)
+bench-font:
+	@if [ ! -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] && [ -z "$$BRINE_BENCH_FONT" ]; then \
+		SUDO=$$( [ "$$(id -u)" -eq 0 ] || echo sudo ); \
+		$$SUDO apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq fonts-dejavu-core \
+		|| echo "fonts-dejavu-core not installed: the plot is drawn without text"; \
+	fi
+
+## bench-runtime: the runtime's criterion benchmark (warm task, cold load, disk load)
+bench-runtime: examples
 	$(CARGO) bench -p brine-executor --bench runtime
 
 fmt:

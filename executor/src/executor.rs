@@ -24,8 +24,8 @@ use crate::backoff::Reconnect;
 use crate::env::MesosEnv;
 use crate::heartbeat::Heartbeats;
 use crate::pool::{self, Job, Queued, TaskDone, WorkQueue};
-use crate::runtime::{Dataset, Runtime, RuntimeConfig, RuntimeError};
-use crate::tasks::{Phase, Resources, TaskTable, sanitize_task_id};
+use crate::runtime::{Dataset, Runtime, RuntimeConfig, RuntimeError, monotonic_ns};
+use crate::tasks::{Phase, Resources, TaskTable, bench_labels, bench_timestamps, sanitize_task_id};
 use crate::updates::{StatusSpec, Unacknowledged};
 
 /// How long to wait before re-sending SUBSCRIBE when the agent answered the first one
@@ -78,6 +78,8 @@ enum Input {
     Event {
         sub: u64,
         event: Box<Event>,
+        /// `monotonic_ns()` right after the event was decoded (benchmark opt-in only).
+        decoded_ns: Option<u64>,
     },
     /// The subscription attempt or the stream `sub` ended.
     Disconnected {
@@ -100,7 +102,7 @@ enum LinkState {
     Lost,
 }
 
-/// The shared dataset, mapped once; retried while it is missing.
+/// The shared dataset, opened once; retried while it is missing.
 enum DatasetSlot {
     None,
     Ready(Arc<Dataset>),
@@ -126,7 +128,7 @@ impl DatasetSlot {
             Self::Ready(d) => Ok(Some(Arc::clone(d))),
             Self::Missing(path) => match Dataset::open(&*path) {
                 Ok(d) => {
-                    tracing::info!(path = %path.display(), bytes = d.len(), "dataset mapped");
+                    tracing::info!(path = %path.display(), bytes = d.len(), "dataset opened");
                     *self = Self::Ready(Arc::clone(&d));
                     Ok(Some(d))
                 }
@@ -358,7 +360,11 @@ impl Executor {
     fn handle(&mut self, input: Input) -> Result<(), ExecutorError> {
         match input {
             Input::Connected { sub } if sub == self.sub => self.on_connected(),
-            Input::Event { sub, event } if sub == self.sub => self.on_event(*event)?,
+            Input::Event {
+                sub,
+                event,
+                decoded_ns,
+            } if sub == self.sub => self.on_event(*event, decoded_ns)?,
             Input::Disconnected {
                 sub,
                 reason,
@@ -511,23 +517,28 @@ impl Executor {
     }
 
     fn send_status(&mut self, spec: StatusSpec) {
-        tracing::info!(
-            task_id = %spec.task_id,
-            state = spec.state.as_str_name(),
-            message = spec.message.as_deref().unwrap_or(""),
-            "status update"
-        );
+        let (task_id, state) = (spec.task_id.clone(), spec.state);
+        let message = spec.message.clone().unwrap_or_default();
         let update = self
             .updates
             .record(spec, &self.env.executor_id, self.agent_id.as_deref());
         if self.link_state == LinkState::Subscribed {
             self.enqueue_update(update);
         }
+        // Logged once the update is on its way. A task that simply ran and finished is
+        // a debug line: at thousands of tasks a second, two log writes per task were a
+        // measurable share of the warm start (bench/README.md); anything else is info.
+        match state {
+            TaskState::TaskRunning | TaskState::TaskFinished => {
+                tracing::debug!(%task_id, state = state.as_str_name(), "status update");
+            }
+            _ => tracing::info!(%task_id, state = state.as_str_name(), %message, "status update"),
+        }
     }
 
     // ----- events -----
 
-    fn on_event(&mut self, event: Event) -> Result<(), ExecutorError> {
+    fn on_event(&mut self, event: Event, decoded_ns: Option<u64>) -> Result<(), ExecutorError> {
         use event::Type;
         let kind = event.r#type();
         tracing::debug!(event = kind.as_str_name(), "event");
@@ -537,14 +548,14 @@ impl Executor {
                 None => tracing::warn!("SUBSCRIBED event without its body"),
             },
             Type::Launch => match event.launch {
-                Some(launch) => self.launch(launch.task),
+                Some(launch) => self.launch(launch.task, decoded_ns),
                 None => tracing::warn!("LAUNCH event without its body"),
             },
             Type::LaunchGroup => match event.launch_group {
                 // Each task of the group runs on its own (see the README).
                 Some(group) => {
                     for task in group.task_group.tasks {
-                        self.launch(task);
+                        self.launch(task, decoded_ns);
                     }
                 }
                 None => tracing::warn!("LAUNCH_GROUP event without its body"),
@@ -602,7 +613,7 @@ impl Executor {
         Ok(())
     }
 
-    fn launch(&mut self, task: TaskInfo) {
+    fn launch(&mut self, task: TaskInfo, decoded_ns: Option<u64>) {
         let id = task.task_id.value.clone();
         if self.tasks.contains(&id) {
             tracing::warn!(task_id = %id, "LAUNCH of a task already known; ignored");
@@ -610,6 +621,9 @@ impl Executor {
         }
         let data = task.data.clone();
         self.tasks.insert(task);
+        if let Some(entry) = self.tasks.get_mut(&id) {
+            entry.launch_decoded_ns = decoded_ns;
+        }
         self.idle_since = None;
         if self.shutdown.is_some() {
             let failure = TaskFailure::new(ErrorKind::Killed, "the executor is shutting down");
@@ -688,7 +702,10 @@ impl Executor {
             _ => return,
         }
         tracing::debug!(task_id = %done.task_id, ran_for = ?done.ran_for, "task done");
-        let status = terminal_status(&done.task_id, done.outcome);
+        let mut status = terminal_status(&done.task_id, done.outcome);
+        if bench_timestamps() {
+            status.labels = self.tasks.get(&done.task_id).map(bench_labels);
+        }
         self.terminate(&done.task_id, status);
     }
 
@@ -915,10 +932,12 @@ async fn read_subscription(link: AgentLink, call: Call, sub: u64, tx: UnboundedS
     loop {
         let reason = match stream.next().await {
             Ok(Some(event)) => {
+                let decoded_ns = bench_timestamps().then(monotonic_ns);
                 if tx
                     .send(Input::Event {
                         sub,
                         event: Box::new(event),
+                        decoded_ns,
                     })
                     .is_err()
                 {

@@ -62,7 +62,12 @@ fn run(env: MesosEnv) -> anyhow::Result<brine_executor::executor::Ended> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    let ended = runtime.block_on(brine_executor::executor::run(env));
+    // The event loop runs as a task on the workers, like the stream reader and the
+    // senders that feed it: run by `block_on` on this thread instead, every event would
+    // cost a cross-thread wake-up before it is even looked at.
+    let ended = runtime
+        .block_on(async { tokio::spawn(brine_executor::executor::run(env)).await })
+        .context("the event loop panicked")?;
     // Do not wait for wasm threads still busy (e.g. compiling a module when SHUTDOWN
     // came): dropping the runtime would block on them past the grace period.
     runtime.shutdown_background();

@@ -130,24 +130,13 @@ pub fn run(job: Job) -> Result<Vec<u8>, TaskFailure> {
     job.runtime.run(&module, &task)
 }
 
-/// The task's output files, or discarded output if its directory cannot be made.
+/// The task's output files (created by the runtime on a first write).
 fn outputs(dir: &std::path::Path) -> (Output, Output) {
-    match std::fs::create_dir_all(dir) {
-        Ok(()) => (
-            Output::File {
-                path: dir.join("stdout"),
-                max_bytes: MAX_TASK_OUTPUT_BYTES,
-            },
-            Output::File {
-                path: dir.join("stderr"),
-                max_bytes: MAX_TASK_OUTPUT_BYTES,
-            },
-        ),
-        Err(e) => {
-            tracing::warn!(dir = %dir.display(), error = %e, "cannot create the task's output directory; its output is discarded");
-            (Output::Discard, Output::Discard)
-        }
-    }
+    let file = |name: &str| Output::File {
+        path: dir.join(name),
+        max_bytes: MAX_TASK_OUTPUT_BYTES,
+    };
+    (file("stdout"), file("stderr"))
 }
 
 #[cfg(test)]

@@ -8,10 +8,45 @@
 use std::collections::BTreeMap;
 use std::time::Instant;
 
-use brine_proto::mesos::v1::{Resource, TaskInfo, TaskState};
+use brine_proto::mesos::v1::{Label, Labels, Resource, TaskInfo, TaskState};
 use brine_proto::payload::Allocation;
 
 use crate::runtime::{KillSwitch, Progress};
+
+/// The environment variable that turns on [`bench_timestamps`].
+pub const BENCH_TIMESTAMPS_ENV: &str = "BRINE_BENCH_TIMESTAMPS";
+/// Label of a terminal update: `CLOCK_MONOTONIC` ns when the task's LAUNCH was decoded.
+pub const LABEL_LAUNCH_DECODED_NS: &str = "brine.bench.launch_decoded_ns";
+/// Label of a terminal update: `CLOCK_MONOTONIC` ns right before the entry was called.
+pub const LABEL_GUEST_ENTERED_NS: &str = "brine.bench.guest_entered_ns";
+
+/// Whether terminal updates carry the benchmark's timestamps (`BRINE_BENCH_TIMESTAMPS=1`
+/// in the executor's environment). Off by default: the labels are of no use to a
+/// scheduler, and the benchmark (`brine-bench`) needs them to measure LAUNCH → guest
+/// entry where it happens rather than guess it from the outside. Read once.
+pub fn bench_timestamps() -> bool {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ON.get_or_init(|| std::env::var(BENCH_TIMESTAMPS_ENV).is_ok_and(|v| v == "1"))
+}
+
+/// The benchmark labels of `entry`'s terminal update: the timestamps it has.
+pub fn bench_labels(entry: &TaskEntry) -> Labels {
+    let stamps = [
+        (LABEL_LAUNCH_DECODED_NS, entry.launch_decoded_ns),
+        (LABEL_GUEST_ENTERED_NS, entry.progress.entered_at_ns()),
+    ];
+    Labels {
+        labels: stamps
+            .into_iter()
+            .filter_map(|(key, ns)| {
+                Some(Label {
+                    key: key.to_owned(),
+                    value: Some(ns?.to_string()),
+                })
+            })
+            .collect(),
+    }
+}
 
 /// Scalar resources (the ones Brine uses).
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -72,6 +107,9 @@ pub struct TaskEntry {
     pub acknowledged: bool,
     pub kill: KillSwitch,
     pub progress: Progress,
+    /// [`monotonic_ns`](crate::runtime::monotonic_ns) when its LAUNCH was decoded, kept
+    /// only when [`bench_timestamps`] is on.
+    pub launch_decoded_ns: Option<u64>,
 }
 
 impl TaskEntry {
@@ -122,6 +160,7 @@ impl TaskTable {
                 acknowledged: false,
                 kill: KillSwitch::new(),
                 progress: Progress::new(),
+                launch_decoded_ns: None,
             },
         );
         true

@@ -8,7 +8,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use brine_proto::mesos::v1::executor::call;
 use brine_proto::mesos::v1::task_status::{Reason, Source};
-use brine_proto::mesos::v1::{AgentId, ExecutorId, TaskId, TaskState, TaskStatus};
+use brine_proto::mesos::v1::{AgentId, ExecutorId, Labels, TaskId, TaskState, TaskStatus};
 use bytes::Bytes;
 
 /// Everything a status update says besides who sends it.
@@ -19,6 +19,8 @@ pub struct StatusSpec {
     pub message: Option<String>,
     pub reason: Option<Reason>,
     pub data: Option<Vec<u8>>,
+    /// `TaskStatus.labels` (only the benchmark's timestamps use them).
+    pub labels: Option<Labels>,
 }
 
 impl StatusSpec {
@@ -29,6 +31,7 @@ impl StatusSpec {
             message: None,
             reason: None,
             data: None,
+            labels: None,
         }
     }
 }
@@ -54,7 +57,13 @@ impl Unacknowledged {
         executor_id: &str,
         agent_id: Option<&str>,
     ) -> call::Update {
-        let uuid = *uuid::Uuid::new_v4().as_bytes();
+        // A v4 uuid from fastrand rather than the OS: it must be unique, not secret, and
+        // `getrandom` is a system call on every update.
+        let mut random = [0u8; 16];
+        fastrand::fill(&mut random);
+        let uuid = *uuid::Builder::from_random_bytes(random)
+            .into_uuid()
+            .as_bytes();
         let status = TaskStatus {
             task_id: TaskId {
                 value: spec.task_id,
@@ -70,6 +79,7 @@ impl Unacknowledged {
             source: Some(Source::Executor as i32),
             reason: spec.reason.map(|r| r as i32),
             uuid: Some(Bytes::copy_from_slice(&uuid)),
+            labels: spec.labels,
             ..Default::default()
         };
         let update = call::Update { status };

@@ -38,6 +38,8 @@ struct ProgressCell {
     bits: AtomicU64,
     started: Mutex<bool>,
     started_changed: Condvar,
+    /// [`monotonic_ns`] when the entry was called; 0 before.
+    entered_ns: AtomicU64,
 }
 
 /// A NaN pattern: the guest's NaN reports are ignored, so none is ever stored.
@@ -49,6 +51,7 @@ impl Default for ProgressCell {
             bits: AtomicU64::new(NO_PROGRESS),
             started: Mutex::new(false),
             started_changed: Condvar::new(),
+            entered_ns: AtomicU64::new(0),
         }
     }
 }
@@ -91,11 +94,25 @@ impl Progress {
         *started
     }
 
+    /// [`monotonic_ns`] taken right before the task's entry was called, `None` before.
+    /// Comparable with the same clock read in another process on this machine, which
+    /// is what lets a benchmark measure "LAUNCH written → guest entered" across the
+    /// agent/executor boundary.
+    pub fn entered_at_ns(&self) -> Option<u64> {
+        match self.0.entered_ns.load(Ordering::Relaxed) {
+            0 => None,
+            ns => Some(ns),
+        }
+    }
+
     pub(crate) fn set(&self, fraction: f64) {
         self.0.bits.store(fraction.to_bits(), Ordering::Relaxed);
     }
 
     pub(crate) fn mark_started(&self) {
+        // One vDSO clock read (tens of ns): cheap enough to take for every task, so the
+        // timestamp needs no switch of its own.
+        self.0.entered_ns.store(monotonic_ns(), Ordering::Relaxed);
         *self
             .0
             .started
@@ -103,6 +120,22 @@ impl Progress {
             .unwrap_or_else(PoisonError::into_inner) = true;
         self.0.started_changed.notify_all();
     }
+}
+
+/// `CLOCK_MONOTONIC` in nanoseconds. Unlike [`Instant`], the raw value means the same
+/// thing in every process on the machine, so timestamps taken in the executor can be
+/// compared with ones taken by whoever wrote its LAUNCH.
+pub fn monotonic_ns() -> u64 {
+    let mut now = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `now` is a valid, writable timespec; CLOCK_MONOTONIC always exists on
+    // Linux, so the call cannot fail (and on failure `now` stays zero).
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut now) };
+    let secs = u64::try_from(now.tv_sec).unwrap_or(0);
+    let nanos = u64::try_from(now.tv_nsec).unwrap_or(0);
+    secs.saturating_mul(1_000_000_000).saturating_add(nanos)
 }
 
 /// What a task's epoch callback checks every tick.

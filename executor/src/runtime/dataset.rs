@@ -1,13 +1,19 @@
-//! The shared read-only dataset: mapped once, read by every task through
+//! The shared read-only dataset: opened once, read by every task through
 //! `brine.dataset_read`, which copies only the requested range into the guest.
+//!
+//! Reads are positioned reads (`pread`) from the one open file, not a memory mapping:
+//! the bytes come from the kernel's page cache, held once for every task and process on
+//! the machine, straight into guest memory. A mapping would have put every page any
+//! task touched into the executor's own resident set (a 1 GiB dataset read once: +1 GiB
+//! of `RssFile`, which is what cgroups and `ps` charge the executor), and a truncated
+//! file would have faulted the process instead of ending a read early.
 
 use std::fmt;
 use std::fs::File;
 use std::io;
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-
-use memmap2::Mmap;
 
 /// A dataset shared by all tasks. Cheap to share: hand out clones of the `Arc`.
 pub struct Dataset {
@@ -16,31 +22,24 @@ pub struct Dataset {
 }
 
 enum Bytes {
-    Mapped(Mmap),
+    /// The file and its length when opened.
+    File(File, u64),
     Owned(Vec<u8>),
 }
 
 impl Dataset {
-    /// Maps the file at `path` read-only.
+    /// Opens the file at `path` for reading.
     ///
-    /// The file must not be modified or truncated while mapped (the executor's fetched
-    /// copy in its sandbox never is); a truncation would fault the reading process.
+    /// Its length is fixed when it is opened; the file must not be modified while tasks
+    /// read it (the executor's fetched copy in its sandbox never is). If it is truncated
+    /// anyway, reads past the new end return fewer bytes.
     pub fn open(path: impl AsRef<Path>) -> io::Result<Arc<Self>> {
         let path = path.as_ref();
         let file = File::open(path)?;
-        let bytes = if file.metadata()?.len() == 0 {
-            // Zero-length mappings are not portable; there is nothing to map anyway.
-            Bytes::Owned(Vec::new())
-        } else {
-            // SAFETY: the mapping is read-only and private to this process. Its contents
-            // are only ever read as plain bytes (`&[u8]`, any value valid); the file is the
-            // executor's own fetched copy, which nothing writes while it is mapped (the
-            // documented contract of this function).
-            Bytes::Mapped(unsafe { Mmap::map(&file)? })
-        };
-        tracing::debug!(path = %path.display(), "dataset mapped");
+        let len = file.metadata()?.len();
+        tracing::debug!(path = %path.display(), len, "dataset opened");
         Ok(Arc::new(Self {
-            bytes,
+            bytes: Bytes::File(file, len),
             path: Some(path.to_owned()),
         }))
     }
@@ -53,34 +52,51 @@ impl Dataset {
         })
     }
 
-    /// The whole dataset.
-    pub fn as_bytes(&self) -> &[u8] {
-        match &self.bytes {
-            Bytes::Mapped(map) => map,
-            Bytes::Owned(bytes) => bytes,
-        }
-    }
-
     /// Its length in bytes.
     pub fn len(&self) -> u64 {
-        self.as_bytes().len() as u64
+        match &self.bytes {
+            Bytes::File(_, len) => *len,
+            Bytes::Owned(bytes) => bytes.len() as u64,
+        }
     }
 
     /// Whether it holds no bytes.
     pub fn is_empty(&self) -> bool {
-        self.as_bytes().is_empty()
+        self.len() == 0
     }
 
     /// Copies up to `out.len()` bytes starting at `offset` into `out`; returns how many
-    /// (0 at or past the end).
+    /// (0 at or past the end). A read error ends the copy early (and is logged): to the
+    /// guest it looks like the end of the data, never like a host failure.
     pub fn read_at(&self, offset: u64, out: &mut [u8]) -> usize {
-        let bytes = self.as_bytes();
-        let Some(available) = usize::try_from(offset).ok().and_then(|at| bytes.get(at..)) else {
-            return 0;
-        };
-        let n = available.len().min(out.len());
-        out[..n].copy_from_slice(&available[..n]);
-        n
+        match &self.bytes {
+            Bytes::Owned(bytes) => {
+                let Some(available) = usize::try_from(offset).ok().and_then(|at| bytes.get(at..))
+                else {
+                    return 0;
+                };
+                let n = available.len().min(out.len());
+                out[..n].copy_from_slice(&available[..n]);
+                n
+            }
+            Bytes::File(file, len) => {
+                let want = usize::try_from(len.saturating_sub(offset))
+                    .map_or(out.len(), |left| left.min(out.len()));
+                let mut done = 0;
+                while done < want {
+                    match file.read_at(&mut out[done..want], offset + done as u64) {
+                        Ok(0) => break,
+                        Ok(n) => done += n,
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                        Err(e) => {
+                            tracing::warn!(path = ?self.path, offset, error = %e, "dataset read failed");
+                            break;
+                        }
+                    }
+                }
+                done
+            }
+        }
     }
 }
 
@@ -89,7 +105,6 @@ impl fmt::Debug for Dataset {
         f.debug_struct("Dataset")
             .field("path", &self.path)
             .field("len", &self.len())
-            .field("mapped", &matches!(self.bytes, Bytes::Mapped(_)))
             .finish()
     }
 }

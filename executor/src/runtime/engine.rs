@@ -5,11 +5,18 @@ use std::hash::{Hash, Hasher};
 
 use sha2::{Digest, Sha256};
 use wasmtime::{
-    Config, Engine, InstanceAllocationStrategy, OptLevel, PoolingAllocationConfig, Strategy,
+    Config, Enabled, Engine, InstanceAllocationStrategy, OptLevel, PoolingAllocationConfig,
+    Strategy,
 };
 
 use super::config::RuntimeConfig;
 use super::error::RuntimeError;
+
+/// Bytes of a memory slot kept resident between tasks (see [`build`]): a Rust task's
+/// default memory (17 pages, ~1.1 MiB) and some heap.
+const KEEP_RESIDENT_MEMORY_BYTES: usize = 2 << 20;
+/// Bytes of a table slot kept resident between tasks.
+const KEEP_RESIDENT_TABLE_BYTES: usize = 64 << 10;
 
 /// Builds the engine: cranelift, epoch interruption, and a pooling allocator bounded by
 /// `config`.
@@ -23,7 +30,15 @@ pub(crate) fn build(config: &RuntimeConfig) -> Result<Engine, RuntimeError> {
         .total_component_instances(0)
         .max_memories_per_module(1)
         .max_memory_size(max_memory)
-        .table_elements(config.max_table_elements);
+        .table_elements(config.max_table_elements)
+        // Reset a finished task's memory by rewriting only the pages it touched (found
+        // with Linux's PAGEMAP_SCAN, 6.7+; `Auto` falls back elsewhere) instead of
+        // `madvise`-ing the whole memory away: the next task in the slot then takes no
+        // page faults for its first megabytes. Bounded per slot, so an idle pool keeps at
+        // most this much resident per used slot.
+        .pagemap_scan(Enabled::Auto)
+        .linear_memory_keep_resident(KEEP_RESIDENT_MEMORY_BYTES)
+        .table_keep_resident(KEEP_RESIDENT_TABLE_BYTES);
 
     let mut wasm = Config::new();
     wasm.strategy(Strategy::Cranelift)

@@ -1,16 +1,24 @@
 //! The epoch ticker: one background thread advancing the engine's epoch every tick while
-//! at least one task runs, so each store's epoch callback can check its kill switch and
-//! deadline. It sleeps (no wake-ups at all) while the runtime is idle.
+//! at least one task runs (and for [`LINGER`] after), so each store's epoch callback can
+//! check its kill switch and deadline. It sleeps (no wake-ups at all) while the runtime
+//! is idle.
 
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use wasmtime::Engine;
+
+/// How long the ticker keeps ticking after the last task ended. Tasks often come back
+/// to back: waking a sleeping thread for each of them put a futex call and a context
+/// switch on every task's path; ticking through short gaps costs a few idle wake-ups.
+const LINGER: Duration = Duration::from_millis(50);
 
 #[derive(Default)]
 struct State {
     active: usize,
+    /// The ticker is waiting on the condvar (it must be notified to tick again).
+    sleeping: bool,
     shutdown: bool,
 }
 
@@ -48,8 +56,14 @@ impl Ticker {
 
     /// Keeps the ticker running until the returned guard drops.
     pub(crate) fn activate(&self) -> Active {
-        self.shared.lock().active += 1;
-        self.shared.wake.notify_one();
+        let mut state = self.shared.lock();
+        state.active += 1;
+        // Only a sleeping ticker needs waking: a wake-up per task is a futex call on
+        // the task's path for nothing while the ticker is ticking.
+        if state.sleeping {
+            self.shared.wake.notify_one();
+        }
+        drop(state);
         Active(Arc::clone(&self.shared))
     }
 }
@@ -77,17 +91,28 @@ impl Drop for Active {
 }
 
 fn run(shared: &Shared, engine: &Engine, tick: Duration) {
+    let mut last_active = Instant::now();
     loop {
         {
             let mut state = shared.lock();
-            while state.active == 0 && !state.shutdown {
+            loop {
+                if state.shutdown {
+                    return;
+                }
+                if state.active > 0 {
+                    last_active = Instant::now();
+                    break;
+                }
+                if last_active.elapsed() < LINGER {
+                    break;
+                }
+                state.sleeping = true;
                 state = shared
                     .wake
                     .wait(state)
                     .unwrap_or_else(PoisonError::into_inner);
-            }
-            if state.shutdown {
-                return;
+                state.sleeping = false;
+                last_active = Instant::now();
             }
         }
         std::thread::sleep(tick);

@@ -5,21 +5,60 @@ use std::ops::Range;
 use std::sync::Arc;
 
 use wasmtime::{Caller, Engine, Extern, Linker, Memory, ResourceLimiter};
+use wasmtime_wasi::WasiCtxBuilder;
 use wasmtime_wasi::p1::WasiP1Ctx;
 
 use super::abi::{BRINE_MODULE, MEMORY};
 use super::control::{Progress, Watch};
 use super::dataset::Dataset;
 use super::error::HostTrap;
+use super::output::Capture;
 
 /// Everything a task's store holds.
 pub(crate) struct HostState {
-    pub(crate) wasi: WasiP1Ctx,
+    pub(crate) wasi: LazyWasi,
     pub(crate) limiter: MemoryLimiter,
     pub(crate) report: GuestReport,
     pub(crate) progress: Progress,
     pub(crate) dataset: Option<Arc<Dataset>>,
     pub(crate) watch: Watch,
+}
+
+/// A task's WASI preview 1 context, built on the guest's first WASI call.
+///
+/// Building one (boxed streams, clocks, two seeded RNGs, a resource table, the
+/// preview 1 descriptor table) is a large share of a warm task's instantiate + call,
+/// and many tasks (all the examples but `hello`) never make a WASI call at all.
+pub(crate) struct LazyWasi {
+    ctx: Option<Box<WasiP1Ctx>>,
+    stdout: Capture,
+    stderr: Capture,
+}
+
+impl LazyWasi {
+    pub(crate) fn new(stdout: Capture, stderr: Capture) -> Self {
+        Self {
+            ctx: None,
+            stdout,
+            stderr,
+        }
+    }
+
+    /// The context, built now if this is the first call: stdout, stderr, clocks and
+    /// random; no stdin, preopens, environment, arguments or sockets.
+    pub(crate) fn get(&mut self) -> &mut WasiP1Ctx {
+        self.ctx.get_or_insert_with(|| {
+            Box::new(
+                WasiCtxBuilder::new()
+                    .stdout(self.stdout.clone())
+                    .stderr(self.stderr.clone())
+                    .allow_tcp(false)
+                    .allow_udp(false)
+                    .allow_ip_name_lookup(false)
+                    .build_p1(),
+            )
+        })
+    }
 }
 
 /// What the guest told the host through `brine.result`, `error` and `panic`.
@@ -75,7 +114,7 @@ impl ResourceLimiter for MemoryLimiter {
 /// The linker every task is instantiated with: WASI preview 1 and `brine`.
 pub(crate) fn linker(engine: &Engine) -> wasmtime::Result<Linker<HostState>> {
     let mut linker = Linker::new(engine);
-    wasmtime_wasi::p1::add_to_linker_sync(&mut linker, |state: &mut HostState| &mut state.wasi)?;
+    wasmtime_wasi::p1::add_to_linker_sync(&mut linker, |state: &mut HostState| state.wasi.get())?;
     linker.func_wrap(BRINE_MODULE, "result", result)?;
     linker.func_wrap(BRINE_MODULE, "error", error)?;
     linker.func_wrap(BRINE_MODULE, "panic", panic)?;

@@ -64,7 +64,7 @@ pub use self::config::{
     DEFAULT_MAX_TABLE_ELEMENTS, DEFAULT_MAX_WASM_STACK_BYTES, DEFAULT_STDERR_TAIL_BYTES,
     RuntimeConfig,
 };
-pub use self::control::{KillSwitch, Progress};
+pub use self::control::{KillSwitch, Progress, monotonic_ns};
 pub use self::dataset::Dataset;
 pub use self::error::RuntimeError;
 pub use self::module::LoadedModule;

@@ -1,6 +1,7 @@
 //! A module ready to run tasks: compiled, checked against the ABI, linked (its
 //! `InstancePre`), so a warm task only instantiates and calls.
 
+use std::collections::HashMap;
 use std::fmt;
 
 use brine_proto::payload::{ErrorKind, ModuleHash, TaskFailure};
@@ -16,6 +17,10 @@ pub struct LoadedModule {
     pre: InstancePre<HostState>,
     alloc: ModuleExport,
     initialize: Option<ModuleExport>,
+    memory: ModuleExport,
+    /// Every task entry by name, resolved once: a warm task then finds its entry with
+    /// one hash lookup instead of a search of the exports by name (twice).
+    entries: HashMap<String, ModuleExport>,
 }
 
 impl LoadedModule {
@@ -33,11 +38,20 @@ impl LoadedModule {
             .map_err(|e| failure(ErrorKind::ModuleInvalid, describe(&e)))?;
         let alloc = export_index(module, abi::ALLOC)?;
         let initialize = module.get_export_index(abi::INITIALIZE);
+        let memory = export_index(module, abi::MEMORY)?;
+        let entries = module
+            .exports()
+            .filter(|e| !abi::is_reserved(e.name()))
+            .filter(|e| matches!(e.ty(), ExternType::Func(f) if is_entry(&f)))
+            .filter_map(|e| Some((e.name().to_owned(), module.get_export_index(e.name())?)))
+            .collect();
         Ok(Self {
             hash,
             pre,
             alloc,
             initialize,
+            memory,
+            entries,
         })
     }
 
@@ -66,6 +80,9 @@ impl LoadedModule {
 
     /// Checks that `export` names a task entry, `func(i32, i32, i32) -> i32`.
     pub(crate) fn check_entry(&self, export: &str) -> Result<(), TaskFailure> {
+        if self.entries.contains_key(export) {
+            return Ok(());
+        }
         let missing = |message: String| Err(failure(ErrorKind::ExportMissing, message));
         if abi::is_reserved(export) {
             return missing(format!(
@@ -99,6 +116,15 @@ impl LoadedModule {
 
     pub(crate) fn initialize(&self) -> Option<&ModuleExport> {
         self.initialize.as_ref()
+    }
+
+    pub(crate) fn memory(&self) -> &ModuleExport {
+        &self.memory
+    }
+
+    /// The task entry `name`, if it is one.
+    pub(crate) fn entry(&self, name: &str) -> Option<&ModuleExport> {
+        self.entries.get(name)
     }
 }
 

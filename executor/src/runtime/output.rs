@@ -8,7 +8,7 @@
 use std::collections::VecDeque;
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll};
@@ -29,7 +29,10 @@ pub enum Output {
     Discard,
     /// Kept in memory, up to the buffer's bound; read it through the [`MemoryOutput`].
     Memory(MemoryOutput),
-    /// Appended to a file (created if missing), at most `max_bytes` of it per task.
+    /// Appended to a file, at most `max_bytes` of it per task. The file (and its
+    /// missing parent directories) is created on the task's first write to it, so a
+    /// task that writes nothing costs no file system work; if it cannot be created the
+    /// output is dropped with a warning, as a failed write is.
     File { path: PathBuf, max_bytes: u64 },
 }
 
@@ -91,29 +94,34 @@ enum Target {
     Discard,
     Memory(MemoryOutput),
     File {
-        file: File,
+        /// Opened on the first write: most tasks write nothing, and creating a
+        /// directory and two files costs more than the whole warm start (see
+        /// `bench/README.md`).
+        file: Option<File>,
         remaining: u64,
         path: PathBuf,
     },
 }
 
 impl Capture {
-    /// Opens `output` for a task, keeping the last `tail_bytes` bytes written.
-    pub(crate) fn open(output: &Output, tail_bytes: usize) -> io::Result<Self> {
+    /// A capture of `output` for a task, keeping the last `tail_bytes` bytes written.
+    /// A file is only created (with its missing parent directories) when the first
+    /// byte is written to it.
+    pub(crate) fn open(output: &Output, tail_bytes: usize) -> Self {
         let target = match output {
             Output::Discard => Target::Discard,
             Output::Memory(buffer) => Target::Memory(buffer.clone()),
             Output::File { path, max_bytes } => Target::File {
-                file: OpenOptions::new().create(true).append(true).open(path)?,
+                file: None,
                 remaining: *max_bytes,
                 path: path.clone(),
             },
         };
-        Ok(Self(Arc::new(Mutex::new(CaptureState {
+        Self(Arc::new(Mutex::new(CaptureState {
             target,
             tail: VecDeque::new(),
             tail_bytes,
-        }))))
+        })))
     }
 
     /// The kept tail as text (lossy UTF-8, starting at a character boundary).
@@ -162,7 +170,8 @@ impl CaptureState {
                 file,
                 remaining,
                 path,
-            } => write_bounded(file, remaining, bytes)
+            } => open_once(file, path)
+                .and_then(|file| write_bounded(file, remaining, bytes))
                 .inspect_err(|error| {
                     tracing::warn!(path = %path.display(), %error, "task output dropped");
                 })
@@ -172,6 +181,17 @@ impl CaptureState {
             self.target = Target::Discard;
         }
     }
+}
+
+/// The file behind `slot`, created (append mode, parents too) on first use.
+fn open_once<'f>(slot: &'f mut Option<File>, path: &Path) -> io::Result<&'f mut File> {
+    if let Some(file) = slot {
+        return Ok(file);
+    }
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    Ok(slot.insert(OpenOptions::new().create(true).append(true).open(path)?))
 }
 
 /// Writes what fits of `bytes` into `file` within `remaining`.

@@ -8,14 +8,14 @@ use brine_proto::payload::{Encoding, ErrorKind, TaskFailure};
 use wasmtime::{
     Engine, Extern, Instance, PoolConcurrencyLimitError, Store, Trap, TypedFunc, UpdateDeadline,
 };
-use wasmtime_wasi::{I32Exit, WasiCtxBuilder};
+use wasmtime_wasi::I32Exit;
 
 use super::abi;
 use super::config::RuntimeConfig;
 use super::control::{KillSwitch, Progress, Watch};
 use super::dataset::Dataset;
 use super::error::{HostTrap, Interrupt, describe, failure};
-use super::host::{GuestReport, HostState, MemoryLimiter, guest_range};
+use super::host::{GuestReport, HostState, LazyWasi, MemoryLimiter, guest_range};
 use super::module::LoadedModule;
 use super::output::{Capture, Output};
 
@@ -87,44 +87,30 @@ pub(crate) fn run(
         return Err(failure(ErrorKind::Killed, "task killed before it started"));
     }
     module.check_entry(&task.export)?;
-    let stdout = Capture::open(&task.stdout, 0).map_err(|e| cannot_open("stdout", &e))?;
-    let stderr = Capture::open(&task.stderr, config.stderr_tail_bytes)
-        .map_err(|e| cannot_open("stderr", &e))?;
-    let mut store = new_store(engine, config, task, &stdout, &stderr);
+    let stdout = Capture::open(&task.stdout, 0);
+    let stderr = Capture::open(&task.stderr, config.stderr_tail_bytes);
+    let mut store = new_store(engine, config, task, stdout, stderr.clone());
     execute(&mut store, module, task).map_err(|mut failure| {
         failure.stderr_tail = stderr.tail();
         failure
     })
 }
 
-fn cannot_open(stream: &str, error: &std::io::Error) -> TaskFailure {
-    failure(
-        ErrorKind::Internal,
-        format!("cannot open the task's {stream}: {error}"),
-    )
-}
-
 /// A store with the task's limits, WASI context (stdout, stderr, clocks, random and
-/// nothing else) and an epoch callback enforcing its kill switch and deadline.
+/// nothing else, built on the guest's first WASI call) and an epoch callback enforcing
+/// its kill switch and deadline.
 fn new_store(
     engine: &Engine,
     config: &RuntimeConfig,
     task: &TaskRun,
-    stdout: &Capture,
-    stderr: &Capture,
+    stdout: Capture,
+    stderr: Capture,
 ) -> Store<HostState> {
-    let wasi = WasiCtxBuilder::new()
-        .stdout(stdout.clone())
-        .stderr(stderr.clone())
-        .allow_tcp(false)
-        .allow_udp(false)
-        .allow_ip_name_lookup(false)
-        .build_p1();
     let limit = task
         .memory_limit_bytes
         .map_or(config.max_memory_bytes, |l| l.min(config.max_memory_bytes));
     let state = HostState {
-        wasi,
+        wasi: LazyWasi::new(stdout, stderr),
         limiter: MemoryLimiter {
             limit_bytes: usize::try_from(limit).unwrap_or(usize::MAX),
             max_table_elements: config.max_table_elements,
@@ -161,9 +147,12 @@ fn execute(
             .map_err(|e| classify(store.data(), &e))?;
     }
     let (ptr, len) = write_args(store, &instance, module, &task.args)?;
-    let entry = instance
-        .get_typed_func::<(i32, i32, i32), i32>(&mut *store, &task.export)
-        .map_err(|e| failure(ErrorKind::ExportMissing, describe(&e)))?;
+    let entry: TypedFunc<(i32, i32, i32), i32> = match module.entry(&task.export) {
+        Some(export) => typed_export(store, &instance, export, &task.export)?,
+        None => instance
+            .get_typed_func(&mut *store, &task.export)
+            .map_err(|e| failure(ErrorKind::ExportMissing, describe(&e)))?,
+    };
     task.progress.mark_started();
     let code = entry
         .call(&mut *store, (ptr, len, task.encoding.abi_code()))
@@ -192,7 +181,8 @@ fn write_args(
         .call(&mut *store, len)
         .map_err(|e| classify(store.data(), &e))?;
     let memory = instance
-        .get_memory(&mut *store, abi::MEMORY)
+        .get_module_export(&mut *store, module.memory())
+        .and_then(Extern::into_memory)
         .ok_or_else(|| failure(ErrorKind::ModuleInvalid, "the module exports no memory"))?;
     let data = memory.data_mut(&mut *store);
     let range = guest_range(ptr, len, data.len()).map_err(|e| {

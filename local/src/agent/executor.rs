@@ -67,10 +67,17 @@ pub(crate) struct Executor {
     conn: Option<Conn>,
     queued: Vec<TaskInfo>,
     launched: BTreeMap<String, TaskEntry>,
+    /// Tasks that ended, newest last, at most [`MAX_COMPLETED_TASKS_PER_EXECUTOR`]
+    /// (Mesos's `Executor::completedTasks`). Keeping them out of `launched` keeps
+    /// every per-update pass over `launched` proportional to the live tasks.
+    completed: std::collections::VecDeque<TaskEntry>,
     ever_sent_task: bool,
     pending_termination: Option<Termination>,
     cgroup: Option<CgroupPaths>,
 }
+
+/// Mesos's `MAX_COMPLETED_TASKS_PER_EXECUTOR` (`src/slave/constants.hpp`).
+const MAX_COMPLETED_TASKS_PER_EXECUTOR: usize = 200;
 
 impl Executor {
     fn allocation(&self) -> AgentResources {
@@ -93,6 +100,7 @@ impl Executor {
     fn has_task(&self, task_id: &str) -> bool {
         self.launched.contains_key(task_id)
             || self.queued.iter().any(|t| t.task_id.value == task_id)
+            || self.completed.iter().any(|t| t.info.task_id.value == task_id)
     }
 
     /// Sends an event on the SUBSCRIBE stream; dropped with a warning when there is
@@ -114,8 +122,9 @@ impl Executor {
 
     fn snapshot(&self, framework_id: &str) -> ExecutorSnapshot {
         let mut tasks: Vec<(TaskId, TaskState)> = self
-            .launched
-            .values()
+            .completed
+            .iter()
+            .chain(self.launched.values())
             .map(|t| (t.info.task_id.clone(), t.state))
             .collect();
         tasks.extend(
@@ -467,6 +476,7 @@ impl Inner {
                     conn: None,
                     queued: vec![task],
                     launched: BTreeMap::new(),
+                    completed: std::collections::VecDeque::new(),
                     ever_sent_task: false,
                     pending_termination: None,
                     cgroup: None,
@@ -1138,6 +1148,12 @@ impl Inner {
                 task.state = state;
                 if state.is_terminal() {
                     *st.metrics.tasks.entry(task_state_name(state)).or_default() += 1;
+                    if let Some(ended) = exec.launched.remove(&task_key) {
+                        exec.completed.push_back(ended);
+                        if exec.completed.len() > MAX_COMPLETED_TASKS_PER_EXECUTOR {
+                            exec.completed.pop_front();
+                        }
+                    }
                     if let Some(paths) = &exec.cgroup {
                         let a = exec.allocation();
                         self.cgroups.update(paths, a.cpus, a.mem_mb);

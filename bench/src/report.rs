@@ -1,0 +1,304 @@
+//! What a run produces: the Markdown table (stdout and `latest.md`), the raw numbers
+//! (`latest.json`), and the goals checked against them.
+
+use std::fmt::Write as _;
+
+use serde::Serialize;
+
+use crate::dataset::Sharing;
+use crate::e2e::Batch;
+use crate::stats::{Series, Spread, Summary, human};
+
+/// One latency series with its summary, as written to the JSON.
+#[derive(Debug, Clone, Serialize)]
+pub struct SeriesReport {
+    pub key: String,
+    pub label: String,
+    pub between: String,
+    pub summary_ns: Summary,
+    pub spread_ns: Spread,
+    /// Every sample, in ns, per round.
+    pub samples_ns: Vec<Vec<u64>>,
+}
+
+impl SeriesReport {
+    pub fn from(series: &Series) -> anyhow::Result<Self> {
+        Ok(Self {
+            key: series.key.clone(),
+            label: series.label.clone(),
+            between: series.between.clone(),
+            summary_ns: series.summary()?,
+            spread_ns: series.spread()?,
+            samples_ns: series.rounds.clone(),
+        })
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Throughput {
+    pub master: String,
+    pub batches: Vec<Batch>,
+    /// Median of the batches' closures per second.
+    pub median_per_second: f64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Goal {
+    pub goal: String,
+    pub target: String,
+    pub measured: String,
+    /// `None`: the part it needs was not run.
+    pub met: Option<bool>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Machine {
+    pub cpus: usize,
+    pub kernel: String,
+    pub cpu_model: String,
+}
+
+impl Machine {
+    pub fn detect() -> Self {
+        let cpu_model = std::fs::read_to_string("/proc/cpuinfo")
+            .ok()
+            .and_then(|c| {
+                c.lines()
+                    .find_map(|l| l.strip_prefix("model name"))
+                    .map(|v| v.trim_start_matches([' ', '\t', ':']).trim().to_owned())
+            })
+            .unwrap_or_default();
+        Self {
+            cpus: std::thread::available_parallelism().map_or(1, usize::from),
+            kernel: std::fs::read_to_string("/proc/sys/kernel/osrelease")
+                .map(|s| s.trim().to_owned())
+                .unwrap_or_default(),
+            cpu_model,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub mode: String,
+    pub unix_time: u64,
+    pub machine: Machine,
+    pub elapsed_seconds: f64,
+    pub latency: Vec<SeriesReport>,
+    pub throughput: Vec<Throughput>,
+    pub dataset: Option<Sharing>,
+    pub goals: Vec<Goal>,
+}
+
+impl Report {
+    fn series(&self, key: &str) -> Option<&SeriesReport> {
+        self.latency.iter().find(|s| s.key == key)
+    }
+
+    /// Checks the issue's goals against what was measured.
+    pub fn check_goals(&mut self) {
+        let mut goals = Vec::new();
+        let warm = self.series("warm.launch_to_entry").map(|s| s.summary_ns);
+        goals.push(Goal {
+            goal: "executor warm start, LAUNCH → guest entry".into(),
+            target: "p50 ≤ 25 µs, p99 ≤ 250 µs".into(),
+            measured: warm.map_or_else(String::new, |s| {
+                format!("p50 {}, p99 {}", human(s.p50), human(s.p99))
+            }),
+            met: warm.map(|s| s.p50 <= 25_000 && s.p99 <= 250_000),
+        });
+        let ratio = match (
+            self.series("native.to_entry"),
+            self.series("warm.decoded_to_entry"),
+        ) {
+            (Some(native), Some(warm)) if warm.summary_ns.p50 > 0 => {
+                Some(native.summary_ns.p50 as f64 / warm.summary_ns.p50 as f64)
+            }
+            _ => None,
+        };
+        goals.push(Goal {
+            goal: "warm start vs process per task, LAUNCH decoded → task code entered (p50)".into(),
+            target: "≥ 100× faster".into(),
+            measured: ratio.map_or_else(String::new, |r| format!("{r:.0}× faster")),
+            met: ratio.map(|r| r >= 100.0),
+        });
+        let e2e = self.series("e2e.local:1.latency").map(|s| s.summary_ns);
+        goals.push(Goal {
+            goal: "end to end submit → result, `local:1`".into(),
+            target: "p50 ≤ 1 ms".into(),
+            measured: e2e.map_or_else(String::new, |s| format!("p50 {}", human(s.p50))),
+            met: e2e.map(|s| s.p50 <= 1_000_000),
+        });
+        let batch = self
+            .throughput
+            .iter()
+            .find(|t| t.master == "local:2")
+            .map(|t| t.median_per_second);
+        goals.push(Goal {
+            goal: "batch throughput, `local:2`".into(),
+            target: "≥ 10,000 closures/s".into(),
+            measured: batch.map_or_else(String::new, |b| format!("{b:.0} closures/s")),
+            met: batch.map(|b| b >= 10_000.0),
+        });
+        let sharing = self.dataset.as_ref();
+        goals.push(Goal {
+            goal: "dataset sharing: executor memory added by concurrent tasks".into(),
+            target: "< 10 % of the dataset".into(),
+            measured: sharing.map_or_else(String::new, |d| {
+                format!(
+                    "{} tasks over {}: +{} ({:.1} %)",
+                    d.tasks,
+                    mib(d.dataset_bytes),
+                    mib(d.executor_added),
+                    100.0 * d.executor_added as f64 / d.dataset_bytes.max(1) as f64
+                )
+            }),
+            met: sharing.map(|d| d.executor_added * 10 < d.dataset_bytes),
+        });
+        self.goals = goals;
+    }
+
+    pub fn markdown(&self, plot_name: Option<&str>) -> String {
+        let mut md = String::new();
+        let _ = writeln!(
+            md,
+            "## Benchmark ({} run, {} CPUs, {}, Linux {}; {:.0} s)\n",
+            self.mode,
+            self.machine.cpus,
+            if self.machine.cpu_model.is_empty() {
+                "unknown CPU"
+            } else {
+                &self.machine.cpu_model
+            },
+            self.machine.kernel,
+            self.elapsed_seconds
+        );
+        if !self.latency.is_empty() {
+            md.push_str(
+                "| measurement | between | n | p50 | p90 | p99 | p99.9 | max | p50 across runs |\n\
+                 |---|---|---:|---:|---:|---:|---:|---:|---:|\n",
+            );
+            for s in &self.latency {
+                let m = &s.summary_ns;
+                let spread = &s.spread_ns;
+                let _ = writeln!(
+                    md,
+                    "| {} | {} | {} | {} | {} | {} | {} | {} | {} – {} ({} runs) |",
+                    s.label,
+                    s.between,
+                    m.count,
+                    human(m.p50),
+                    human(m.p90),
+                    human(m.p99),
+                    human(m.p999),
+                    human(m.max),
+                    human(spread.p50_min),
+                    human(spread.p50_max),
+                    spread.rounds
+                );
+            }
+            md.push('\n');
+        }
+        if !self.throughput.is_empty() {
+            md.push_str(
+                "| batch throughput | closures per batch | in flight | closures/s (median) | range |\n\
+                 |---|---:|---:|---:|---:|\n",
+            );
+            for t in &self.throughput {
+                let (lo, hi) = t.batches.iter().fold((f64::MAX, 0f64), |(lo, hi), b| {
+                    (lo.min(b.per_second), hi.max(b.per_second))
+                });
+                let first = t.batches.first();
+                let _ = writeln!(
+                    md,
+                    "| `{}` | {} | {} | {:.0} | {:.0} – {:.0} ({} batches) |",
+                    t.master,
+                    first.map_or(0, |b| b.closures),
+                    first.map_or(0, |b| b.in_flight),
+                    t.median_per_second,
+                    lo,
+                    hi,
+                    t.batches.len()
+                );
+            }
+            md.push('\n');
+        }
+        if let Some(d) = &self.dataset {
+            let _ = writeln!(
+                md,
+                "| dataset sharing ({} `wordcount` tasks at once, {} dataset) | resident memory (VmRSS) | of which anonymous | of which file pages |\n\
+                 |---|---:|---:|---:|\n\
+                 | executor, idle after a first task | {} | {} | {} |\n\
+                 | executor, peak while the tasks run | {} | {} | {} |\n\
+                 | **executor, added by the tasks** | **{}** | {} | {} |\n\
+                 | {} processes, each reading its own copy (sum, peak) | {} | {} | {} |\n",
+                d.tasks,
+                mib(d.dataset_bytes),
+                mib(d.executor_idle.rss),
+                mib(d.executor_idle.anon),
+                mib(d.executor_idle.file),
+                mib(d.executor_peak.rss),
+                mib(d.executor_peak.anon),
+                mib(d.executor_peak.file),
+                mib(d.executor_added),
+                signed_mib(d.executor_peak.anon, d.executor_idle.anon),
+                signed_mib(d.executor_peak.file, d.executor_idle.file),
+                d.tasks,
+                mib(d.processes_peak.rss),
+                mib(d.processes_peak.anon),
+                mib(d.processes_peak.file),
+            );
+        }
+        if !self.goals.is_empty() {
+            md.push_str("| goal | target | measured | met |\n|---|---|---|:---:|\n");
+            for g in &self.goals {
+                let met = match g.met {
+                    Some(true) => "yes",
+                    Some(false) => "**no**",
+                    None => "not run",
+                };
+                let _ = writeln!(
+                    md,
+                    "| {} | {} | {} | {} |",
+                    g.goal, g.target, g.measured, met
+                );
+            }
+            md.push('\n');
+        }
+        if let Some(plot) = plot_name {
+            let _ = writeln!(
+                md,
+                "![latency distributions: warm start vs baselines]({plot})\n"
+            );
+        }
+        md
+    }
+}
+
+fn mib(bytes: u64) -> String {
+    let mib = bytes as f64 / (1024.0 * 1024.0);
+    if mib >= 1024.0 {
+        format!("{:.2} GiB", mib / 1024.0)
+    } else {
+        format!("{mib:.1} MiB")
+    }
+}
+
+fn signed_mib(after: u64, before: u64) -> String {
+    if after >= before {
+        format!("+{}", mib(after - before))
+    } else {
+        format!("−{}", mib(before - after))
+    }
+}
+
+/// The median of `values` (0 for none).
+pub fn median(values: &[f64]) -> f64 {
+    let mut v = values.to_vec();
+    v.sort_by(f64::total_cmp);
+    match v.len() {
+        0 => 0.0,
+        n if n % 2 == 1 => v[n / 2],
+        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+    }
+}
