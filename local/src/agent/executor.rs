@@ -100,7 +100,10 @@ impl Executor {
     fn has_task(&self, task_id: &str) -> bool {
         self.launched.contains_key(task_id)
             || self.queued.iter().any(|t| t.task_id.value == task_id)
-            || self.completed.iter().any(|t| t.info.task_id.value == task_id)
+            || self
+                .completed
+                .iter()
+                .any(|t| t.info.task_id.value == task_id)
     }
 
     /// Sends an event on the SUBSCRIBE stream; dropped with a warning when there is
