@@ -30,6 +30,12 @@ pub struct LocalClusterConfig {
     pub executor_shutdown_grace_period: Duration,
     /// The master's HTTP framework authentication ([`MasterConfig::credentials`]).
     pub credentials: Option<Credentials>,
+    /// Agents' `--gc_delay`; default 1 week ([`AgentConfig::gc_delay`]).
+    pub gc_delay: Duration,
+    /// Agents' `--gc_disk_headroom`; default 0.1.
+    pub gc_disk_headroom: f64,
+    /// Agents' `--disk_watch_interval`; default 1 min.
+    pub disk_watch_interval: Duration,
 }
 
 impl LocalClusterConfig {
@@ -44,6 +50,9 @@ impl LocalClusterConfig {
             cgroups: CgroupsMode::Auto,
             executor_shutdown_grace_period: Duration::from_secs(5),
             credentials: None,
+            gc_delay: Duration::from_secs(7 * 24 * 3600),
+            gc_disk_headroom: 0.1,
+            disk_watch_interval: Duration::from_secs(60),
         }
     }
 }
@@ -92,6 +101,9 @@ impl LocalCluster {
             agent_config.resources = resources;
             agent_config.cgroups = config.cgroups;
             agent_config.executor_shutdown_grace_period = config.executor_shutdown_grace_period;
+            agent_config.gc_delay = config.gc_delay;
+            agent_config.gc_disk_headroom = config.gc_disk_headroom;
+            agent_config.disk_watch_interval = config.disk_watch_interval;
             let mut agent = Agent::start(agent_config).await?;
             let Some(events) = agent.take_events() else {
                 continue;

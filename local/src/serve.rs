@@ -43,6 +43,28 @@ pub struct ServeArgs {
     /// --credentials=<file>`.
     #[arg(long, value_name = "FILE")]
     pub credentials: Option<PathBuf>,
+    /// How long a terminated executor's sandbox is kept (Mesos's `--gc_delay`, a Mesos
+    /// duration such as `1weeks`, `3days`, `30mins`); shorter as the disk fills.
+    #[arg(long, default_value = "1weeks", value_parser = mesos_duration)]
+    pub gc_delay: Duration,
+    /// Mesos's `--gc_disk_headroom` (0 to 1): at each disk check, sandboxes older than
+    /// `gc_delay * max(0, 1 - headroom - disk usage)` are removed.
+    #[arg(long, default_value_t = 0.1, value_parser = headroom)]
+    pub gc_disk_headroom: f64,
+    /// How often the disk is checked (Mesos's `--disk_watch_interval`).
+    #[arg(long, default_value = "1mins", value_parser = mesos_duration)]
+    pub disk_watch_interval: Duration,
+}
+
+fn mesos_duration(text: &str) -> Result<Duration, String> {
+    brine_proto::duration::parse(text).map_err(|e| e.to_string())
+}
+
+fn headroom(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(v) if (0.0..=1.0).contains(&v) => Ok(v),
+        _ => Err(format!("'{text}' is not a number between 0.0 and 1.0")),
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -66,6 +88,9 @@ impl ServeArgs {
             None => std::env::temp_dir().join(format!("brine-local-{}", std::process::id())),
         };
         let mut config = LocalClusterConfig::new(self.agents, &work_dir);
+        config.gc_delay = self.gc_delay;
+        config.gc_disk_headroom = self.gc_disk_headroom;
+        config.disk_watch_interval = self.disk_watch_interval;
         config.master_listen = SocketAddr::new(self.ip, self.port);
         config.heartbeat_interval = Duration::try_from_secs_f64(self.heartbeat_interval)
             .ok()

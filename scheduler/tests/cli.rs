@@ -199,6 +199,14 @@ fn bad_usage_exits_2_before_starting_anything() {
         .args(["sum", "--args", "1 2 3"]));
     assert_eq!(out.status.code(), Some(2));
     assert!(out.stderr.contains("not valid JSON"), "{}", out.stderr);
+    for (flag, value, says) in [
+        ("--gc-delay", "1week", "1week"),
+        ("--gc-disk-headroom", "1.5", "between 0.0 and 1.0"),
+    ] {
+        let out = run(brine().args(["local", "--port", "0", flag, value]));
+        assert_eq!(out.status.code(), Some(2), "{flag} {value}");
+        assert!(out.stderr.contains(says), "{}", out.stderr);
+    }
 }
 
 /// A child process killed (and reaped) when the test ends, pass or fail.

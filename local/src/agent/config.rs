@@ -124,6 +124,15 @@ pub struct AgentConfig {
     /// `--cgroups_enable_cfs`: also cap CPU time (CFS quota) at the allocation. Default
     /// `true` here (Mesos defaults to `false`, shares only).
     pub cgroups_enable_cfs: bool,
+    /// `--gc_delay`: how long a terminated executor's sandbox stays; Mesos default
+    /// 1weeks, shortened as the disk fills (see `gc_disk_headroom`).
+    pub gc_delay: Duration,
+    /// `--gc_disk_headroom`: sandboxes older than
+    /// `gc_delay * max(0, 1 - gc_disk_headroom - disk usage)` are removed at each disk
+    /// check. Mesos default 0.1; must be within 0..=1.
+    pub gc_disk_headroom: f64,
+    /// `--disk_watch_interval`: how often disk usage is checked; Mesos default 1mins.
+    pub disk_watch_interval: Duration,
 }
 
 impl AgentConfig {
@@ -152,6 +161,9 @@ impl AgentConfig {
             cgroups_hierarchy: PathBuf::from("/sys/fs/cgroup"),
             cgroups_root: "brine".to_owned(),
             cgroups_enable_cfs: true,
+            gc_delay: Duration::from_secs(7 * 24 * 3600),
+            gc_disk_headroom: 0.1,
+            disk_watch_interval: Duration::from_secs(60),
             work_dir,
         }
     }

@@ -5,7 +5,7 @@
 
 use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::io;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -23,6 +23,7 @@ use tokio::sync::{Notify, mpsc};
 
 use super::cgroups::{CgroupPaths, Cgroups};
 use super::config::{AgentConfig, AgentResources};
+use super::gc::GarbageCollector;
 use super::status_updates::{Received, StatusUpdates, StreamKey};
 use super::{AgentError, AgentEvent, ExecutorSnapshot, fetcher, launcher, sandbox};
 
@@ -240,6 +241,7 @@ pub(crate) struct Inner {
     state: Mutex<State>,
     events: mpsc::UnboundedSender<AgentEvent>,
     exited: Notify,
+    pub gc: Arc<GarbageCollector>,
 }
 
 fn now() -> f64 {
@@ -296,6 +298,7 @@ impl Inner {
         cgroups: Cgroups,
         events: mpsc::UnboundedSender<AgentEvent>,
     ) -> Self {
+        let config_gc = (config.gc_delay, config.gc_disk_headroom);
         Inner {
             config,
             agent_id,
@@ -305,6 +308,7 @@ impl Inner {
             state: Mutex::new(State::default()),
             events,
             exited: Notify::new(),
+            gc: Arc::new(GarbageCollector::new(config_gc.0, config_gc.1)),
         }
     }
 
@@ -468,6 +472,16 @@ impl Inner {
                 &container_id,
             );
             tracing::info!(framework = %fid.value, executor = %eid, container = %container_id, task = %task.task_id.value, "launching executor");
+            let executor_dir = sandbox::executor_path(
+                &self.config.work_dir,
+                &self.agent_id.value,
+                &fid.value,
+                &eid,
+            );
+            self.gc.unschedule(&executor_dir);
+            if let Some(framework_dir) = executor_dir.parent().and_then(Path::parent) {
+                self.gc.unschedule(framework_dir);
+            }
             fw.executors.insert(
                 eid.clone(),
                 Executor {
@@ -608,7 +622,11 @@ impl Inner {
         else {
             return;
         };
-        if let Err(e) = sandbox::create(&sandbox_dir) {
+        let created = {
+            let _no_gc = self.gc.hold().await;
+            sandbox::create(&sandbox_dir)
+        };
+        if let Err(e) = created {
             return self
                 .fail_launch(
                     &fid,
@@ -862,6 +880,16 @@ impl Inner {
                     Some(&exec.info.executor_id),
                 );
                 self.process_update(st, fid, update, false);
+            }
+            // Mesos keeps a terminated executor's directories for `gc_delay`.
+            self.gc.schedule(&exec.sandbox);
+            if let Some(executor_dir) = exec.sandbox.parent().and_then(Path::parent) {
+                self.gc.schedule(executor_dir);
+                if remove_framework
+                    && let Some(framework_dir) = executor_dir.parent().and_then(Path::parent)
+                {
+                    self.gc.schedule(framework_dir);
+                }
             }
             if remove_framework {
                 st.frameworks.remove(fid);
@@ -1494,6 +1522,10 @@ impl Inner {
             out.insert(k.to_owned(), serde_json::json!(v));
         };
         put("slave/uptime_secs", self.started.elapsed().as_secs_f64());
+        let gc = *self.gc.counts().borrow();
+        put("gc/path_removals_succeeded", gc.succeeded as f64);
+        put("gc/path_removals_failed", gc.failed as f64);
+        put("gc/path_removals_pending", self.gc.pending() as f64);
         put("slave/registered", 1.0);
         put("slave/cpus_total", total.cpus);
         put("slave/cpus_used", used.cpus);

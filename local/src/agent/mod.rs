@@ -18,6 +18,7 @@ pub mod cgroups;
 mod config;
 mod executor;
 pub mod fetcher;
+mod gc;
 mod http;
 mod launcher;
 pub mod sandbox;
@@ -37,6 +38,7 @@ use tokio::sync::{mpsc, watch};
 pub use cgroups::{CgroupPaths, CgroupVersion};
 pub use config::{AgentConfig, AgentResources, CgroupsMode};
 pub use executor::ExecutorState;
+pub use gc::GcCounts;
 pub use status_updates::AckError;
 
 use executor::Inner;
@@ -178,6 +180,11 @@ impl Agent {
         let (events_tx, events_rx) = mpsc::unbounded_channel();
         let inner = Arc::new(Inner::new(config, agent_id, info, cgroups, events_tx));
         let (stop, stop_rx) = watch::channel(false);
+        tokio::spawn(Arc::clone(&inner.gc).run(
+            inner.config.work_dir.clone(),
+            inner.config.disk_watch_interval,
+            stop_rx.clone(),
+        ));
         let server = tokio::spawn(http::serve(listener, Arc::clone(&inner), stop_rx));
         tracing::info!(%addr, agent_id = %inner.agent_id.value, "local agent started");
         Ok(Agent {
@@ -293,6 +300,12 @@ impl Agent {
     /// Status updates not yet acknowledged upstream.
     pub fn pending_status_updates(&self) -> usize {
         self.inner.pending_updates()
+    }
+
+    /// Sandbox removals by the garbage collector so far (`gc/path_removals_*`); a
+    /// receiver, so a caller can wait for the next one.
+    pub fn gc_removals(&self) -> watch::Receiver<GcCounts> {
+        self.inner.gc.counts()
     }
 
     /// Whether executors are put in cgroups.

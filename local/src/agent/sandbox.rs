@@ -8,6 +8,27 @@ use std::io;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
+/// `<work_dir>/slaves/<agent_id>/frameworks/<framework_id>`.
+pub fn framework_path(work_dir: &Path, agent_id: &str, framework_id: &str) -> PathBuf {
+    work_dir
+        .join("slaves")
+        .join(agent_id)
+        .join("frameworks")
+        .join(framework_id)
+}
+
+/// `…/frameworks/<framework_id>/executors/<executor_id>`: every run of one executor.
+pub fn executor_path(
+    work_dir: &Path,
+    agent_id: &str,
+    framework_id: &str,
+    executor_id: &str,
+) -> PathBuf {
+    framework_path(work_dir, agent_id, framework_id)
+        .join("executors")
+        .join(executor_id)
+}
+
 /// The sandbox directory of one executor run.
 pub fn sandbox_path(
     work_dir: &Path,
@@ -16,13 +37,7 @@ pub fn sandbox_path(
     executor_id: &str,
     container_id: &str,
 ) -> PathBuf {
-    work_dir
-        .join("slaves")
-        .join(agent_id)
-        .join("frameworks")
-        .join(framework_id)
-        .join("executors")
-        .join(executor_id)
+    executor_path(work_dir, agent_id, framework_id, executor_id)
         .join("runs")
         .join(container_id)
 }
