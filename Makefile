@@ -56,9 +56,11 @@ bench: examples bench-font
 
 ## bench-quick: the smoke run CI makes (`brine bench --quick`, under a minute). It uses
 ## the debug build `make test` already made, so its figures are not Brine's: it checks
-## that every part runs. Results go to target/bench-quick/, not bench/results/.
+## that every part runs. Results go to target/bench-quick/, not bench/results/. It builds
+## `--all-targets`, as `make test` does, so that after `make test` nothing is rebuilt
+## (`--bins` alone unifies dependency features differently and rebuilds half the tree).
 bench-quick: examples bench-font
-	$(CARGO) build --workspace --bins
+	$(CARGO) build --workspace --all-targets
 	$(TARGET_DIR)/debug/brine bench --quick --out $(TARGET_DIR)/bench-quick $(BENCH_ARGS)
 
 ## bench-font: the font the plot's PNG text is drawn with (Debian's fonts-dejavu-core)

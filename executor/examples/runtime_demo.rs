@@ -224,17 +224,14 @@ fn evolve(runtime: &Runtime, module: &LoadedModule) -> Result<()> {
             })
             .collect::<Result<Vec<_>>>()?;
         evaluated += population.len();
-        let scored: Vec<_> = results.iter().flat_map(|r| r.scored.iter()).collect();
-        solutions.extend(scored.iter().filter(|s| s.fitness >= 1.0).map(|s| s.genome));
-        let best = example_evolve::best(&results).context("evolve returned no genomes")?;
-        let mut fitness: Vec<f64> = scored.iter().map(|s| s.fitness).collect();
-        fitness.sort_by(f64::total_cmp);
-        let median = fitness.get(fitness.len() / 2).copied().unwrap_or(0.0);
+        let summary = example_evolve::summarize(&results).context("evolve returned no genomes")?;
+        solutions.extend(summary.exact);
         println!(
             "evolve     generation {generation:>3}: population {}, evaluated {evaluated:>5}, \
-             best {:.3}, median {median:.3}, exact solutions {}",
+             best {:.3}, median {:.3}, exact solutions {}",
             population.len(),
-            best.fitness,
+            summary.best.fitness,
+            summary.median,
             solutions.len()
         );
         if solutions.len() >= WANTED {

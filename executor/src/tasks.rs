@@ -336,24 +336,15 @@ pub fn sanitize_task_id(id: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use brine_proto::mesos::v1::{TaskId, value};
+    use brine_proto::mesos::v1::TaskId;
 
     use super::*;
-
-    fn scalar(name: &str, v: f64) -> Resource {
-        Resource {
-            name: name.into(),
-            r#type: value::Type::Scalar as i32,
-            scalar: Some(value::Scalar { value: v }),
-            ..Default::default()
-        }
-    }
 
     fn task(id: &str, cpus: f64, mem: f64) -> TaskInfo {
         TaskInfo {
             name: id.into(),
             task_id: TaskId { value: id.into() },
-            resources: vec![scalar("cpus", cpus), scalar("mem", mem)],
+            resources: vec![Resource::scalar("cpus", cpus), Resource::scalar("mem", mem)],
             ..Default::default()
         }
     }
@@ -361,12 +352,12 @@ mod tests {
     #[test]
     fn resources_add_up_by_name() {
         let r = Resources::from_mesos(&[
-            scalar("cpus", 0.5),
-            scalar("cpus", 0.25),
-            scalar("mem", 64.0),
-            scalar("disk", 10.0),
-            scalar("gpus", 1.0),
-            scalar("mem", f64::NAN),
+            Resource::scalar("cpus", 0.5),
+            Resource::scalar("cpus", 0.25),
+            Resource::scalar("mem", 64.0),
+            Resource::scalar("disk", 10.0),
+            Resource::scalar("gpus", 1.0),
+            Resource::scalar("mem", f64::NAN),
         ]);
         assert_eq!(
             r,

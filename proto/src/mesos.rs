@@ -37,6 +37,25 @@ impl v1::TaskState {
     }
 }
 
+impl v1::Resource {
+    /// An unreserved scalar resource (`cpus`, `mem`, `disk`, …) with no role or
+    /// allocation set: the shape of every resource Brine asks for.
+    ///
+    /// ```
+    /// use brine_proto::mesos::v1::Resource;
+    /// let cpus = Resource::scalar("cpus", 0.5);
+    /// assert_eq!(cpus.scalar.map(|s| s.value), Some(0.5));
+    /// ```
+    pub fn scalar(name: &str, value: f64) -> Self {
+        v1::Resource {
+            name: name.to_owned(),
+            r#type: v1::value::Type::Scalar as i32,
+            scalar: Some(v1::value::Scalar { value }),
+            ..Default::default()
+        }
+    }
+}
+
 /// The encoded `FileDescriptorSet` of the three packages (without source info), for
 /// reflection: see [`crate::reflect::descriptor_pool`].
 pub const FILE_DESCRIPTOR_SET: &[u8] =

@@ -19,7 +19,7 @@ use brine_local::agent::{
 };
 use brine_proto::mesos::v1::{
     CommandInfo, Environment, ExecutorId, ExecutorInfo, FrameworkId, FrameworkInfo, Resource,
-    TaskId, TaskInfo, TaskState, TaskStatus, command_info, environment, value,
+    TaskId, TaskInfo, TaskState, TaskStatus, command_info, environment,
 };
 use brine_proto::payload::{
     Encoding, ExecutorConfig, ExecutorMessage, Heartbeat, ModuleRef, Payload, TaskOutcome, TaskSpec,
@@ -80,15 +80,6 @@ pub fn example(name: &str) -> Vec<u8> {
     })
 }
 
-pub fn scalar(name: &str, v: f64) -> Resource {
-    Resource {
-        name: name.into(),
-        r#type: value::Type::Scalar as i32,
-        scalar: Some(value::Scalar { value: v }),
-        ..Default::default()
-    }
-}
-
 /// A framework (`user` root, role `*`).
 pub fn framework(id: &str, checkpoint: bool) -> FrameworkInfo {
     FrameworkInfo {
@@ -115,7 +106,7 @@ pub fn executor_info_with_data(id: &str, data: Bytes, uris: &[&Path]) -> Executo
     ExecutorInfo {
         executor_id: ExecutorId { value: id.into() },
         data: Some(data),
-        resources: vec![scalar("cpus", 0.1), scalar("mem", 32.0)],
+        resources: vec![Resource::scalar("cpus", 0.1), Resource::scalar("mem", 32.0)],
         command: Some(CommandInfo {
             value: Some(binary.clone()),
             shell: Some(false),
@@ -165,7 +156,10 @@ pub fn task_with_data(id: &str, data: Bytes, cpus: f64, mem_mb: f64) -> TaskInfo
     TaskInfo {
         name: id.into(),
         task_id: TaskId { value: id.into() },
-        resources: vec![scalar("cpus", cpus), scalar("mem", mem_mb)],
+        resources: vec![
+            Resource::scalar("cpus", cpus),
+            Resource::scalar("mem", mem_mb),
+        ],
         data: Some(data),
         ..Default::default()
     }

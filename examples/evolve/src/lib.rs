@@ -214,6 +214,37 @@ pub fn best(results: &[EvolveResult]) -> Option<Scored> {
         })
 }
 
+/// What a driver reports of one generation's results (a driver helper).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Summary {
+    /// The fittest genome scored.
+    pub best: Scored,
+    /// The median fitness of every genome scored (the upper one of an even count).
+    pub median: f64,
+    /// The genomes that solve the puzzle exactly (fitness 1), possibly repeated.
+    pub exact: Vec<Genome>,
+}
+
+/// Sums up a generation; `None` when no genome was scored.
+pub fn summarize(results: &[EvolveResult]) -> Option<Summary> {
+    let best = best(results)?;
+    let scored: Vec<&Scored> = results.iter().flat_map(|r| &r.scored).collect();
+    let mut fitness: Vec<f64> = scored.iter().map(|s| s.fitness).collect();
+    fitness.sort_by(f64::total_cmp);
+    Some(Summary {
+        best,
+        median: fitness
+            .get(fitness.len() / 2)
+            .copied()
+            .unwrap_or(best.fitness),
+        exact: scored
+            .iter()
+            .filter(|s| s.fitness >= 1.0)
+            .map(|s| s.genome)
+            .collect(),
+    })
+}
+
 /// The SDK's deterministic xoshiro256++ (seeded through splitmix64), re-exported for
 /// host code that drives evolution.
 pub use brine_guest::rng::Rng;
@@ -353,6 +384,41 @@ mod tests {
                 offspring: vec![]
             }
         );
+    }
+
+    #[test]
+    fn a_summary_has_the_best_the_median_and_every_exact_hit() {
+        let scored = |genome: Genome| Scored {
+            genome,
+            fitness: fitness(&genome),
+        };
+        // Sums 231 (exact), 230, 200 in one shard; 231 again and 100 in another.
+        let results = [
+            EvolveResult {
+                scored: vec![
+                    scored([46, 46, 46, 46, 47]),
+                    scored([46; 5]),
+                    scored([40; 5]),
+                ],
+                offspring: vec![],
+            },
+            EvolveResult {
+                scored: vec![scored([47, 46, 46, 46, 46]), scored([20; 5])],
+                offspring: vec![],
+            },
+        ];
+        let summary = summarize(&results).unwrap();
+        assert_eq!(summary.best.fitness, 1.0);
+        assert_eq!(
+            summary.median,
+            fitness(&[46; 5]),
+            "230 is the middle of five"
+        );
+        assert_eq!(
+            summary.exact,
+            vec![[46, 46, 46, 46, 47], [47, 46, 46, 46, 46]]
+        );
+        assert_eq!(summarize(&[]), None);
     }
 
     /// A driver as a scheduler would run it: shards, one task each, merge, reshuffle.

@@ -30,7 +30,7 @@ use std::sync::Arc;
 
 use brine_proto::mesos::v1::{
     AgentId, AgentInfo, ContainerId, ExecutorId, ExecutorInfo, FrameworkId, FrameworkInfo,
-    Resource, TaskId, TaskInfo, TaskState, TaskStatus, value,
+    Resource, TaskId, TaskInfo, TaskState, TaskStatus,
 };
 use bytes::Bytes;
 use tokio::sync::{mpsc, watch};
@@ -160,20 +160,14 @@ impl Agent {
         let agent_id = AgentId {
             value: config.agent_id.clone(),
         };
-        let scalar = |name: &str, v: f64| Resource {
-            name: name.to_owned(),
-            r#type: value::Type::Scalar as i32,
-            scalar: Some(value::Scalar { value: v }),
-            ..Default::default()
-        };
         let info = AgentInfo {
             hostname: config.hostname.clone(),
             port: Some(i32::from(addr.port())),
             id: Some(agent_id.clone()),
             resources: vec![
-                scalar("cpus", config.resources.cpus),
-                scalar("mem", config.resources.mem_mb),
-                scalar("disk", config.resources.disk_mb),
+                Resource::scalar("cpus", config.resources.cpus),
+                Resource::scalar("mem", config.resources.mem_mb),
+                Resource::scalar("disk", config.resources.disk_mb),
             ],
             ..Default::default()
         };

@@ -111,12 +111,9 @@ impl Resources {
         for (name, v) in [("cpus", self.cpus), ("mem", self.mem), ("disk", self.disk)] {
             if v > 0.0 {
                 out.push(Resource {
-                    name: name.to_owned(),
-                    r#type: value::Type::Scalar as i32,
-                    scalar: Some(value::Scalar { value: v }),
                     role: Some("*".to_owned()),
                     allocation_info: allocation.clone(),
-                    ..Default::default()
+                    ..Resource::scalar(name, v)
                 });
             }
         }

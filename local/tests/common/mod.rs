@@ -10,7 +10,7 @@ use brine_proto::codec::{self, ContentType};
 use brine_proto::mesos::v1::executor::{Call, Event, call};
 use brine_proto::mesos::v1::{
     CommandInfo, ExecutorId, ExecutorInfo, FrameworkId, FrameworkInfo, Resource, TaskId, TaskInfo,
-    TaskState, TaskStatus, task_status, value,
+    TaskState, TaskStatus, task_status,
 };
 use brine_proto::recordio;
 use bytes::Bytes;
@@ -40,15 +40,6 @@ pub fn config(dir: &Path) -> AgentConfig {
     config
 }
 
-pub fn scalar(name: &str, v: f64) -> Resource {
-    Resource {
-        name: name.into(),
-        r#type: value::Type::Scalar as i32,
-        scalar: Some(value::Scalar { value: v }),
-        ..Default::default()
-    }
-}
-
 pub fn framework(id: &str, checkpoint: bool) -> FrameworkInfo {
     FrameworkInfo {
         user: "root".into(),
@@ -63,7 +54,7 @@ pub fn framework(id: &str, checkpoint: bool) -> FrameworkInfo {
 pub fn executor_info(id: &str, command: &str) -> ExecutorInfo {
     ExecutorInfo {
         executor_id: ExecutorId { value: id.into() },
-        resources: vec![scalar("cpus", 0.1), scalar("mem", 32.0)],
+        resources: vec![Resource::scalar("cpus", 0.1), Resource::scalar("mem", 32.0)],
         command: Some(CommandInfo {
             value: Some(command.into()),
             shell: Some(true),
@@ -77,7 +68,7 @@ pub fn task(id: &str, cpus: f64, mem: f64) -> TaskInfo {
     TaskInfo {
         name: id.into(),
         task_id: TaskId { value: id.into() },
-        resources: vec![scalar("cpus", cpus), scalar("mem", mem)],
+        resources: vec![Resource::scalar("cpus", cpus), Resource::scalar("mem", mem)],
         data: Some(Bytes::from_static(b"task data")),
         ..Default::default()
     }

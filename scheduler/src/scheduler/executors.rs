@@ -6,7 +6,7 @@ use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use brine_proto::mesos::v1::{
-    CommandInfo, ExecutorId, ExecutorInfo, FrameworkId, Resource, command_info, value,
+    CommandInfo, ExecutorId, ExecutorInfo, FrameworkId, Resource, command_info,
 };
 use brine_proto::payload::{DatasetRef, ExecutorConfig, Heartbeat, ModuleHash, Payload};
 use bytes::Bytes;
@@ -212,10 +212,5 @@ impl Executors {
 }
 
 pub(crate) fn resource(name: &str, v: f64) -> Resource {
-    Resource {
-        name: name.into(),
-        r#type: value::Type::Scalar as i32,
-        scalar: Some(value::Scalar { value: v }),
-        ..Default::default()
-    }
+    Resource::scalar(name, v)
 }

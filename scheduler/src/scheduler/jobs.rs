@@ -193,12 +193,20 @@ impl Jobs {
         None
     }
 
-    pub(crate) fn has_pending(&self) -> bool {
-        self.pending.iter().any(|id| {
-            self.jobs
+    /// Whether a job waits for an offer. Cancelled ids at the front are dropped on the
+    /// way, so asking after every offer stays cheap however many were cancelled.
+    pub(crate) fn has_pending(&mut self) -> bool {
+        while let Some(id) = self.pending.front() {
+            if self
+                .jobs
                 .get(id)
                 .is_some_and(|j| j.state() == JobState::Pending)
-        })
+            {
+                return true;
+            }
+            self.pending.pop_front();
+        }
+        false
     }
 
     /// Takes the job whose current attempt is `task_id` off the books of that task.
