@@ -5,6 +5,7 @@
 //! ([`crate::pool`]), HTTP calls on two sender tasks (one for UPDATEs, in order; one
 //! for heartbeat MESSAGEs, latest first), and the event stream on a reader task.
 
+use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -300,6 +301,7 @@ pub async fn run(env: MesosEnv) -> Result<Ended, ExecutorError> {
         idle_since: None,
         draining: false,
         shutdown: None,
+        running_due: VecDeque::new(),
     };
     executor.start_subscription();
     executor.run(rx).await
@@ -336,6 +338,9 @@ struct Executor {
     idle_since: Option<Instant>,
     draining: bool,
     shutdown: Option<Shutdown>,
+    /// Started tasks whose `TASK_RUNNING` waits for `running_update_delay`, in the
+    /// order they fall due (one delay for all, so starting order).
+    running_due: VecDeque<(Instant, String)>,
 }
 
 impl Executor {
@@ -690,9 +695,15 @@ impl Executor {
                     .join(sanitize_task_id(&task_id)),
                 dataset: setup.dataset.get(),
             };
-            self.tasks.start(&task_id, Instant::now());
+            let delay = setup.config.running_update_delay;
+            let now = Instant::now();
+            self.tasks.start(&task_id, now);
             pool::spawn(job, self.tx.clone(), Input::TaskDone);
-            self.send_status(StatusSpec::new(task_id, TaskState::TaskRunning));
+            if delay.is_zero() {
+                self.send_status(StatusSpec::new(task_id, TaskState::TaskRunning));
+            } else {
+                self.running_due.push_back((now + delay, task_id));
+            }
         }
     }
 
@@ -841,6 +852,15 @@ impl Executor {
     // ----- timers -----
 
     fn on_timers(&mut self, now: Instant) {
+        while let Some((at, _)) = self.running_due.front()
+            && *at <= now
+        {
+            if let Some((_, task_id)) = self.running_due.pop_front()
+                && self.tasks.get(&task_id).is_some_and(|t| !t.is_terminal())
+            {
+                self.send_status(StatusSpec::new(task_id, TaskState::TaskRunning));
+            }
+        }
         if self.retry_at.is_some_and(|at| at <= now) {
             self.start_subscription();
         }
@@ -888,6 +908,7 @@ impl Executor {
             idle,
             reconnect,
             self.shutdown.as_ref().map(|s| s.deadline),
+            self.running_due.front().map(|(at, _)| *at),
         ]
         .into_iter()
         .flatten()

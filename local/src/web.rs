@@ -47,6 +47,11 @@ pub(crate) async fn serve<F, Fut>(
                 continue;
             }
         };
+        // Events go out as many small writes (one RecordIO chunk each): without this,
+        // Nagle holds each behind the peer's delayed ACK of the one before.
+        if let Err(e) = stream.set_nodelay(true) {
+            tracing::debug!(%peer, error = %e, "cannot set TCP_NODELAY");
+        }
         let handler = handler.clone();
         let mut stop = stop.clone();
         tokio::spawn(async move {

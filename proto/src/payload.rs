@@ -37,7 +37,8 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 /// The version byte that starts every payload this build writes and reads.
-pub const PAYLOAD_VERSION: u8 = 1;
+/// 2: `ExecutorConfig::running_update_delay`.
+pub const PAYLOAD_VERSION: u8 = 2;
 
 /// Why a payload could not be decoded.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -164,6 +165,11 @@ pub struct ExecutorConfig {
     pub default_task_deadline: Option<Duration>,
     /// How many bytes of a failed task's stderr come back in its [`TaskFailure`].
     pub stderr_tail_bytes: u32,
+    /// `TASK_RUNNING` is sent only for a task still running this long after it
+    /// started; a task that ends sooner sends just its terminal update. Mesos allows
+    /// that transition, and it saves a status update, its acknowledgement and one
+    /// acknowledgement round trip before the result per short task. Zero: always.
+    pub running_update_delay: Duration,
 }
 
 impl Default for ExecutorConfig {
@@ -176,6 +182,7 @@ impl Default for ExecutorConfig {
             module_cache_dir: None,
             default_task_deadline: None,
             stderr_tail_bytes: 4096,
+            running_update_delay: Duration::from_millis(5),
         }
     }
 }

@@ -11,6 +11,9 @@ use serde::{Deserialize, Serialize};
 ///    ↑         │         │    ↘ Failed
 ///    └─────────┴─────────┘ (retry after an infrastructure failure)
 /// ```
+///
+/// A task that ends within the executor's `running_update_delay` (5 ms by default)
+/// never reports `TASK_RUNNING`, so its job goes from `Staging` to its outcome.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum JobState {

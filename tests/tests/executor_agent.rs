@@ -240,6 +240,48 @@ async fn a_second_task_reuses_the_executor_and_its_warm_module() {
     assert_eq!(h.agent.executors().len(), 1);
 }
 
+/// `TASK_RUNNING` goes out only for a task still running `running_update_delay` after
+/// it started: a quick task reports just `TASK_FINISHED`, a slower one both; with no
+/// delay every task reports both.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn running_is_reported_only_for_tasks_that_outlast_the_delay() {
+    let h = Harness::start(HarnessOptions::default()).await;
+    let sum = ModuleRef::inline(example("sum"));
+    let failures = ModuleRef::inline(example("failures"));
+    for (executor, delay) in [("delayed", 200), ("at-once", 0)] {
+        let cfg = ExecutorConfig {
+            running_update_delay: Duration::from_millis(delay),
+            ..config(BEAT)
+        };
+        let exec = executor_info(executor, &cfg, &[]);
+        // Compiling the module can take longer than the delay: warm it first.
+        for id in ["warm", "quick"] {
+            let id = format!("{executor}-{id}");
+            h.launch(
+                &exec,
+                task(&id, &spec(sum.clone(), "sum", r#""1 2""#), 0.5, 64.0),
+            )
+            .await;
+            assert_eq!(json(&result(&h.terminal(&id).await)), serde_json::json!(3));
+        }
+        let slow = format!("{executor}-slow");
+        h.launch(
+            &exec,
+            task(&slow, &spec(failures.clone(), "spin", "600"), 0.5, 64.0),
+        )
+        .await;
+        h.terminal(&slow).await;
+    }
+    let log = h.log();
+    let states =
+        |id: &str| -> Vec<TaskState> { log.statuses_of(id).iter().map(|s| s.state()).collect() };
+    let (running, finished) = (TaskState::TaskRunning, TaskState::TaskFinished);
+    assert_eq!(states("delayed-quick"), [finished]);
+    assert_eq!(states("delayed-slow"), [running, finished]);
+    assert_eq!(states("at-once-quick"), [running, finished]);
+    assert_eq!(states("at-once-slow"), [running, finished]);
+}
+
 /// Every failure fails its task with the right kind, and the executor carries on.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failures_fail_their_task_and_the_executor_keeps_serving() {
