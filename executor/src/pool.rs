@@ -87,13 +87,21 @@ pub struct TaskDone {
     pub ran_for: Duration,
 }
 
-/// Runs `job` on a blocking thread; its [`TaskDone`] goes to `done` (wrapped by `wrap`).
+/// Runs `job` off the event loop; its [`TaskDone`] goes to `done` (wrapped by `wrap`).
+///
+/// On a multi-thread runtime the job becomes a task that calls `block_in_place`:
+/// spawned from the event loop it lands in this worker's LIFO slot, runs on this same
+/// thread as soon as the loop yields, and `block_in_place` hands the worker's other
+/// tasks to another thread while the wasm runs here. `spawn_blocking` instead wakes an
+/// idle pool thread, on the other core as often as not: 24 µs at the median on the
+/// 2-core benchmark VM, about half of the executor's warm start (`bench/README.md`).
+/// Elsewhere (a current-thread runtime, in tests) it is `spawn_blocking`.
 pub fn spawn<M: Send + 'static>(
     job: Job,
     done: UnboundedSender<M>,
     wrap: impl FnOnce(TaskDone) -> M + Send + 'static,
 ) {
-    tokio::task::spawn_blocking(move || {
+    let work = move || {
         let started = Instant::now();
         let task_id = job.task_id.clone();
         let outcome = run(job);
@@ -104,7 +112,15 @@ pub fn spawn<M: Send + 'static>(
         });
         // The loop has gone only when the process is exiting.
         let _ = done.send(message);
-    });
+    };
+    match tokio::runtime::Handle::current().runtime_flavor() {
+        tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::spawn(async move { tokio::task::block_in_place(work) });
+        }
+        _ => {
+            tokio::task::spawn_blocking(work);
+        }
+    }
 }
 
 /// Loads the module and runs the task, on the calling thread.

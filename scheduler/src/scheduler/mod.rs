@@ -72,7 +72,7 @@ pub(crate) enum Command {
 enum Link {
     Up {
         subscription: Subscription,
-        calls: mpsc::UnboundedSender<Call>,
+        calls: Calls,
     },
     /// Lost; a re-subscription is under way (its result comes on `reconnected`).
     Down,
@@ -121,7 +121,7 @@ impl Scheduler {
             config.agent_cooldown,
         );
         let (reconnect_tx, reconnect_rx) = mpsc::unbounded_channel();
-        let calls = spawn_call_sender(subscribed.subscription.caller.clone());
+        let calls = Calls::spawn(subscribed.subscription.caller.clone());
         Self {
             config,
             master,
@@ -191,8 +191,7 @@ impl Scheduler {
             ..Default::default()
         };
         fill(&mut call);
-        // The sender only stops with the link.
-        let _ = calls.send(call);
+        calls.send(call);
     }
 
     fn record(&mut self, record: Record) {
@@ -541,7 +540,7 @@ impl Scheduler {
                     );
                 }
                 tracing::info!(master = %subscribed.url, "re-subscribed");
-                let calls = spawn_call_sender(subscribed.subscription.caller.clone());
+                let calls = Calls::spawn(subscribed.subscription.caller.clone());
                 self.link = Link::Up {
                     subscription: subscribed.subscription,
                     calls,
@@ -596,7 +595,14 @@ impl Scheduler {
     /// TEARDOWN: the master shuts every executor of the framework down. The state
     /// store is removed: nothing is left to resume.
     async fn teardown(&mut self) {
-        if let Link::Up { subscription, .. } = &self.link {
+        if let Link::Up {
+            subscription,
+            calls,
+        } = std::mem::replace(&mut self.link, Link::Down)
+        {
+            // What is queued (acknowledgements above all) goes first; nothing after
+            // TEARDOWN, when the master (a local one: the whole cluster) is going away.
+            calls.finish().await;
             let call = Call {
                 framework_id: self.framework.id.clone(),
                 r#type: Some(call::Type::Teardown as i32),
@@ -650,17 +656,36 @@ fn executor_status(executor: &executors::Executor) -> ExecutorStatus {
 
 /// Sends calls one after another, in the order the loop made them (a task's
 /// acknowledgements must reach the master in order), without blocking the loop.
-fn spawn_call_sender(caller: Caller) -> mpsc::UnboundedSender<Call> {
-    let (tx, mut rx) = mpsc::unbounded_channel::<Call>();
-    tokio::spawn(async move {
-        while let Some(call) = rx.recv().await {
-            if let Err(e) = caller.call(&call).await {
-                // ACCEPTs are answered 202 even when invalid (the error comes as an
-                // UPDATE); anything else failing means the master is in trouble, which
-                // the event stream reports.
-                tracing::warn!(error = %e, "call failed");
+/// Dropped with a lost link, it still sends what was queued.
+struct Calls {
+    queue: mpsc::UnboundedSender<Call>,
+    sender: tokio::task::JoinHandle<()>,
+}
+
+impl Calls {
+    fn spawn(caller: Caller) -> Self {
+        let (queue, mut rx) = mpsc::unbounded_channel::<Call>();
+        let sender = tokio::spawn(async move {
+            while let Some(call) = rx.recv().await {
+                if let Err(e) = caller.call(&call).await {
+                    // ACCEPTs are answered 202 even when invalid (the error comes as an
+                    // UPDATE); anything else failing means the master is in trouble,
+                    // which the event stream reports.
+                    tracing::warn!(error = %e, "call failed");
+                }
             }
-        }
-    });
-    tx
+        });
+        Calls { queue, sender }
+    }
+
+    fn send(&self, call: Call) {
+        // The receiver lives until `finish` or the queue is dropped.
+        let _ = self.queue.send(call);
+    }
+
+    /// Sends everything queued, then stops.
+    async fn finish(self) {
+        drop(self.queue);
+        let _ = self.sender.await;
+    }
 }
