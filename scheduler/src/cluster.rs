@@ -97,17 +97,27 @@ impl Cluster {
         master: &str,
         config: ClusterConfig,
     ) -> Result<Cluster, ClusterError> {
-        let executor_binary = match &config.executor_binary {
-            Some(path) => path.clone(),
-            None => default_executor_binary(),
+        let executor_uri = match &config.executor_uri {
+            Some(uri) => uri.clone(),
+            None => {
+                let executor_binary = match &config.executor_binary {
+                    Some(path) => path.clone(),
+                    None => default_executor_binary(),
+                };
+                if !executor_binary.is_file() {
+                    return Err(ClusterError::ExecutorNotFound(executor_binary));
+                }
+                let executor_binary = std::path::absolute(&executor_binary)
+                    .map_err(|_| ClusterError::ExecutorNotFound(executor_binary.clone()))?;
+                format!("file://{}", executor_binary.display())
+            }
         };
-        if !executor_binary.is_file() {
-            return Err(ClusterError::ExecutorNotFound(executor_binary));
-        }
-        let executor_binary = std::path::absolute(&executor_binary)
-            .map_err(|_| ClusterError::ExecutorNotFound(executor_binary.clone()))?;
         let mut config = config;
-        if let Some(dataset) = &config.dataset {
+        if let Some(dataset) = config
+            .dataset
+            .as_ref()
+            .filter(|_| config.dataset_uri.is_none())
+        {
             match std::path::absolute(dataset) {
                 Ok(path) if path.is_file() => config.dataset = Some(path),
                 _ => return Err(ClusterError::DatasetNotFound(dataset.clone())),
@@ -195,7 +205,7 @@ impl Cluster {
             store.flush();
         }
         let master_url = subscribed.url.clone();
-        let template = Template::new(&config, subscribed.framework_id.clone(), &executor_binary);
+        let template = Template::new(&config, subscribed.framework_id.clone(), executor_uri);
         let (commands, rx) = mpsc::unbounded_channel();
         if let Some((listener, url)) = webui {
             tracing::info!(%url, "status endpoint");

@@ -49,12 +49,20 @@ pub struct ClusterConfig {
     pub state_file: Option<PathBuf>,
     /// A file shipped to every executor (a `file://` CommandInfo URI, fetched into the
     /// sandbox) and mapped read-only for all its tasks. It must be at this path on
-    /// every agent.
+    /// every agent, unless [`ClusterConfig::dataset_uri`] says where to fetch it.
     pub dataset: Option<PathBuf>,
     /// The `brine-executor` binary; default `$BRINE_EXECUTOR`, else next to the current
     /// executable (or its parent directory, for test binaries in `deps/`). It must be
-    /// at this path on every agent.
+    /// at this path on every agent, unless [`ClusterConfig::executor_uri`] is set.
     pub executor_binary: Option<PathBuf>,
+    /// Where agents fetch the executor from instead of `executor_binary`: any URI their
+    /// Mesos fetcher understands (`http://`, `https://`, `hdfs://`, an absolute path),
+    /// passed on as it is, for clusters whose agents do not share the scheduler's files.
+    /// The sandbox file is named `brine-executor` whatever the URI's name.
+    pub executor_uri: Option<String>,
+    /// Likewise for the dataset, instead of `dataset`; the sandbox file takes the URI's
+    /// last path component as its name.
+    pub dataset_uri: Option<String>,
     /// What every executor is told (in `ExecutorInfo.data`); `dataset` is filled in
     /// from [`ClusterConfig::dataset`].
     pub executor_config: ExecutorConfig,
@@ -88,6 +96,8 @@ impl Default for ClusterConfig {
             max_resubscribe_backoff: Duration::from_secs(10),
             state_file: None,
             dataset: None,
+            executor_uri: None,
+            dataset_uri: None,
             executor_binary: None,
             executor_config: ExecutorConfig::default(),
             user: None,

@@ -29,27 +29,35 @@ pub(crate) struct Template {
 }
 
 impl Template {
+    /// `executor_uri`: where agents fetch the executor (`file://` + the binary's path
+    /// unless [`ClusterConfig::executor_uri`] says otherwise).
     pub(crate) fn new(
         config: &ClusterConfig,
         framework_id: FrameworkId,
-        executor_binary: &std::path::Path,
+        executor_uri: String,
     ) -> Self {
         let mut uris = vec![command_info::Uri {
-            value: format!("file://{}", executor_binary.display()),
+            value: executor_uri,
             executable: Some(true),
+            // The command runs `./brine-executor`, whatever the URI calls it.
+            output_file: Some("brine-executor".into()),
             ..Default::default()
         }];
         let mut executor_config: ExecutorConfig = config.executor_config.clone();
-        if let Some(dataset) = &config.dataset {
+        let dataset_uri = config.dataset_uri.clone().or_else(|| {
+            config
+                .dataset
+                .as_ref()
+                .map(|path| format!("file://{}", path.display()))
+        });
+        if let Some(value) = dataset_uri {
+            let name = file_name(&value).unwrap_or_else(|| "dataset".into());
             uris.push(command_info::Uri {
-                value: format!("file://{}", dataset.display()),
+                value,
                 extract: Some(false),
+                output_file: Some(name.clone()),
                 ..Default::default()
             });
-            let name = dataset
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_else(|| "dataset".into());
             executor_config.dataset = Some(DatasetRef { path: name });
         }
         Self {
@@ -211,6 +219,34 @@ impl Executors {
     }
 }
 
+/// The last path component of a URI or path, without query or fragment.
+fn file_name(uri: &str) -> Option<String> {
+    let path = uri.split(['?', '#']).next().unwrap_or(uri);
+    path.rsplit('/')
+        .find(|c| !c.is_empty() && *c != "." && *c != "..")
+        .filter(|c| !c.contains(':'))
+        .map(str::to_owned)
+}
+
 pub(crate) fn resource(name: &str, v: f64) -> Resource {
     Resource::scalar(name, v)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::file_name;
+
+    #[test]
+    fn a_fetched_file_is_named_by_the_uris_last_path_component() {
+        assert_eq!(
+            file_name("file:///data/corpus.txt").as_deref(),
+            Some("corpus.txt")
+        );
+        assert_eq!(
+            file_name("http://files:8080/d/corpus.txt?v=2#x").as_deref(),
+            Some("corpus.txt")
+        );
+        assert_eq!(file_name("hdfs://nn/d/").as_deref(), Some("d"));
+        assert_eq!(file_name("http://files:8080/"), None);
+    }
 }

@@ -78,6 +78,14 @@ pub struct ClusterArgs {
     /// A file shipped to every executor once and readable by every task.
     #[arg(long)]
     pub dataset: Option<PathBuf>,
+    /// Where agents fetch the dataset instead of `--dataset` (`http://…`, `hdfs://…`),
+    /// for agents that do not share this machine's files.
+    #[arg(long, conflicts_with = "dataset")]
+    pub dataset_uri: Option<String>,
+    /// Where agents fetch `brine-executor` (`http://…`, `hdfs://…`) instead of the
+    /// binary beside this one as a `file://` URI.
+    #[arg(long)]
+    pub executor_uri: Option<String>,
     /// CPUs of each task (default: the library's, 0.1).
     #[arg(long)]
     pub task_cpus: Option<f64>,
@@ -106,6 +114,8 @@ impl ClusterArgs {
         let mut config = ClusterConfig {
             state_file: self.state.clone().or(default_state),
             dataset: self.dataset.clone(),
+            dataset_uri: self.dataset_uri.clone(),
+            executor_uri: self.executor_uri.clone(),
             ..ClusterConfig::default()
         };
         if let Some(dataset) = &config.dataset
