@@ -6,30 +6,10 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::hint::black_box;
-use std::path::PathBuf;
 
 use brine_executor::runtime::{Runtime, RuntimeConfig, TaskRun};
 use brine_proto::payload::{CacheLimits, Encoding, ModuleRef};
 use criterion::{Criterion, criterion_group, criterion_main};
-
-/// `example_sum.wasm`, found like the tests find it.
-fn sum_wasm() -> Vec<u8> {
-    let dir = std::env::var_os("BRINE_EXAMPLES_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            std::env::var_os("CARGO_TARGET_DIR")
-                .map(PathBuf::from)
-                .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../target")))
-                .join("wasm32-wasip1/release")
-        });
-    let path = dir.join("example_sum.wasm");
-    std::fs::read(&path).unwrap_or_else(|e| {
-        panic!(
-            "cannot read {}: {e}; run `make examples` first",
-            path.display()
-        )
-    })
-}
 
 fn sum_task() -> TaskRun {
     TaskRun::new("sum", br#""1 2 3""#.to_vec(), Encoding::Json)
@@ -37,7 +17,9 @@ fn sum_task() -> TaskRun {
 
 fn warm(c: &mut Criterion) {
     let runtime = Runtime::new(RuntimeConfig::default()).unwrap();
-    let module = runtime.load(&ModuleRef::inline(sum_wasm())).unwrap();
+    let module = runtime
+        .load(&ModuleRef::inline(brine_tests::example("sum")))
+        .unwrap();
     let task = sum_task();
     assert_eq!(runtime.run(&module, &task).unwrap(), b"6");
     c.bench_function("warm run sum (instantiate + call)", |b| {
@@ -47,7 +29,7 @@ fn warm(c: &mut Criterion) {
 
 fn cold(c: &mut Criterion) {
     let runtime = Runtime::new(RuntimeConfig::default()).unwrap();
-    let module = ModuleRef::inline(sum_wasm());
+    let module = ModuleRef::inline(brine_tests::example("sum"));
     c.bench_function("cold load sum (compile + check + link)", |b| {
         b.iter(|| {
             runtime.evict(&module.hash);
@@ -61,7 +43,7 @@ fn cold(c: &mut Criterion) {
 
 fn disk(c: &mut Criterion) {
     let dir = tempfile::tempdir().unwrap();
-    let module = ModuleRef::inline(sum_wasm());
+    let module = ModuleRef::inline(brine_tests::example("sum"));
     let config = RuntimeConfig {
         cache_dir: Some(dir.path().to_owned()),
         // Nothing stays in memory: every load below is answered from disk.

@@ -12,22 +12,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::hint::black_box;
-use std::path::PathBuf;
 
 use brine_executor::runtime::{LoadedModule, Runtime, RuntimeConfig, TaskRun};
 use brine_proto::payload::{Encoding, ModuleRef};
-
-fn sum_wasm() -> Vec<u8> {
-    let dir = std::env::var_os("BRINE_EXAMPLES_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            std::env::var_os("CARGO_TARGET_DIR")
-                .map(PathBuf::from)
-                .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../target")))
-                .join("wasm32-wasip1/release")
-        });
-    std::fs::read(dir.join("example_sum.wasm")).expect("example_sum.wasm: run `make examples`")
-}
 
 #[inline(never)]
 fn run_tasks(runtime: &Runtime, module: &LoadedModule, task: &TaskRun, n: usize) {
@@ -47,7 +34,9 @@ fn main() {
         ..RuntimeConfig::default()
     })
     .unwrap();
-    let module = runtime.load(&ModuleRef::inline(sum_wasm())).unwrap();
+    let module = runtime
+        .load(&ModuleRef::inline(brine_tests::example("sum")))
+        .unwrap();
     let task = TaskRun::new("sum", br#""1 2 3""#.to_vec(), Encoding::Json);
     run_tasks(&runtime, &module, &task, 1);
     run_tasks(&runtime, &module, &task, n);

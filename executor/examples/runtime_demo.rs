@@ -1,10 +1,10 @@
 //! Runs every example task module through the runtime core and prints what it returns.
 //!
-//! `make demo` runs this until the local cluster exists; then the demo becomes the main
-//! job on `brine-local`. Arguments and results are postcard-encoded with the example
-//! crates' own types, as the scheduler library will send them.
+//! The runtime alone, without a cluster (`make demo` runs the main job on a local
+//! cluster instead): `cargo run --release -p brine-executor --example runtime_demo`.
+//! Arguments and results are postcard-encoded with the example crates' own types, as
+//! the scheduler library sends them.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -45,21 +45,10 @@ fn main() -> Result<()> {
 
 /// Compiles (or finds in the cache) the example module `name`.
 fn load(runtime: &Runtime, name: &str) -> Result<Arc<LoadedModule>> {
-    let path = examples_dir().join(format!("example_{name}.wasm"));
+    let path = brine_tests::examples_dir().join(format!("example_{name}.wasm"));
     let bytes = std::fs::read(&path)
         .with_context(|| format!("reading {} (run `make examples`)", path.display()))?;
     Ok(runtime.load(&ModuleRef::inline(bytes))?)
-}
-
-/// Where `make examples` put the modules.
-fn examples_dir() -> PathBuf {
-    if let Some(dir) = std::env::var_os("BRINE_EXAMPLES_DIR") {
-        return dir.into();
-    }
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"));
-    target.join("wasm32-wasip1/release")
 }
 
 /// Runs `export` with postcard-encoded `args` and decodes its result.

@@ -4,12 +4,14 @@
 //! or missing one is a clear error naming the principal, never the secret.
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
+mod common;
+
 use brine_tests::bounded;
 
 use brine_local::master::Credentials;
 use brine_local::{LocalCluster, LocalClusterConfig};
 use brine_scheduler::client::{ClientError, Credential};
-use brine_scheduler::{Cluster, ClusterConfig, ClusterError, Module};
+use brine_scheduler::{Cluster, ClusterConfig, ClusterError};
 
 async fn authenticating_cluster(dir: &std::path::Path) -> LocalCluster {
     brine_tests::init_tracing();
@@ -46,16 +48,9 @@ async fn the_right_credential_runs_tasks() {
     )
     .await
     .expect("subscribes with the credential");
-    let sum = Module::from_bytes(brine_tests::example("sum"));
     // Every call (ACCEPT, ACKNOWLEDGE, …) carries the credential too, or the task
     // would never be launched and acknowledged.
-    let total: i64 = bounded(
-        "sum",
-        cluster.submit::<String, i64>(&sum, "sum", &"40 2".to_string()),
-    )
-    .await
-    .expect("sum succeeds");
-    assert_eq!(total, 42);
+    assert_eq!(common::sum(&cluster, "40 2").await, 42);
     bounded("cluster shutdown", cluster.shutdown()).await;
     bounded("local shutdown", local.shutdown()).await;
 }

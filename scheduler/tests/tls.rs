@@ -4,6 +4,8 @@
 //! without it; and a plain-HTTP master's `307` sending the scheduler to the `https` one.
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
+mod common;
+
 use brine_tests::{bounded, init_tracing};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -154,14 +156,7 @@ async fn a_task_runs_through_an_https_master() {
     let cluster = bounded("connect", Cluster::connect_with(&url, trusting(&pki)))
         .await
         .expect("subscribes over TLS");
-    let sum = Module::from_bytes(brine_tests::example("sum"));
-    let total: i64 = bounded(
-        "sum",
-        cluster.submit::<String, i64>(&sum, "sum", &"1 2 3".to_string()),
-    )
-    .await
-    .expect("sum succeeds");
-    assert_eq!(total, 6);
+    assert_eq!(common::sum(&cluster, "1 2 3").await, 6);
     // SUBSCRIBE on one TLS connection, the calls (ACCEPT, ACKNOWLEDGE…) on a second,
     // kept one.
     let handshakes = tls.handshakes.load(Ordering::SeqCst);

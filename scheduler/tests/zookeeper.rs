@@ -8,6 +8,8 @@
 //! Needs ZooKeeper installed: `make zookeeper` (which `make test` runs first).
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
+mod common;
+
 use brine_tests::{bounded, init_tracing};
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -16,7 +18,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use brine_scheduler::detector::{self, DetectError};
-use brine_scheduler::{Cluster, ClusterConfig, ClusterError, Module};
+use brine_scheduler::{Cluster, ClusterConfig, ClusterError};
 use zookeeper_client::{Acls, Client, CreateMode};
 
 /// Where the Debian package puts the server (its manifest names its dependencies).
@@ -361,14 +363,7 @@ async fn a_cluster_found_through_zookeeper_runs_tasks() {
     .await
     .expect("connects through ZooKeeper");
     assert_eq!(cluster.master_url(), local.master_url());
-    let sum = Module::from_bytes(brine_tests::example("sum"));
-    let total: i64 = bounded(
-        "sum",
-        cluster.submit::<String, i64>(&sum, "sum", &"1 2 3".to_string()),
-    )
-    .await
-    .expect("sum succeeds");
-    assert_eq!(total, 6);
+    assert_eq!(common::sum(&cluster, "1 2 3").await, 6);
     bounded("cluster shutdown", cluster.shutdown()).await;
     bounded("local shutdown", local.shutdown()).await;
 }

@@ -1,7 +1,6 @@
 //! Helpers shared by the runtime tests.
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+#![allow(dead_code, unused_imports, clippy::unwrap_used, clippy::expect_used)]
 
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use brine_executor::runtime::{LoadedModule, Runtime, RuntimeConfig, TaskRun};
@@ -86,29 +85,8 @@ pub fn assert_failure(failure: &TaskFailure, kind: ErrorKind, needle: &str) {
     );
 }
 
-/// Where the example `.wasm` modules are: `BRINE_EXAMPLES_DIR`, else
-/// `$CARGO_TARGET_DIR/wasm32-wasip1/release`, else `<workspace>/target/wasm32-wasip1/release`.
-pub fn examples_dir() -> PathBuf {
-    if let Some(dir) = std::env::var_os("BRINE_EXAMPLES_DIR") {
-        return dir.into();
-    }
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"));
-    target.join("wasm32-wasip1/release")
-}
-
-/// The bytes of `example_<name>.wasm`; fails (never skips) when it was not built.
-pub fn example(name: &str) -> Vec<u8> {
-    let path = examples_dir().join(format!("example_{name}.wasm"));
-    std::fs::read(&path).unwrap_or_else(|e| {
-        panic!(
-            "cannot read {}: {e}. Build the example modules first: run `make examples` \
-             (or set BRINE_EXAMPLES_DIR to where they are)",
-            path.display()
-        )
-    })
-}
+/// The example modules, found as every other test finds them.
+pub use brine_tests::example;
 
 /// Kills a task when dropped, so a failed assertion in a test never leaves a spinning
 /// task behind (which would hang the thread scope waiting for it).

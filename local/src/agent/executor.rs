@@ -5,7 +5,7 @@
 
 use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::io;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -298,7 +298,10 @@ impl Inner {
         cgroups: Cgroups,
         events: mpsc::UnboundedSender<AgentEvent>,
     ) -> Self {
-        let config_gc = (config.gc_delay, config.gc_disk_headroom);
+        let gc = Arc::new(GarbageCollector::new(
+            config.gc_delay,
+            config.gc_disk_headroom,
+        ));
         Inner {
             config,
             agent_id,
@@ -308,7 +311,7 @@ impl Inner {
             state: Mutex::new(State::default()),
             events,
             exited: Notify::new(),
-            gc: Arc::new(GarbageCollector::new(config_gc.0, config_gc.1)),
+            gc,
         }
     }
 
@@ -472,16 +475,11 @@ impl Inner {
                 &container_id,
             );
             tracing::info!(framework = %fid.value, executor = %eid, container = %container_id, task = %task.task_id.value, "launching executor");
-            let executor_dir = sandbox::executor_path(
-                &self.config.work_dir,
-                &self.agent_id.value,
-                &fid.value,
-                &eid,
-            );
-            self.gc.unschedule(&executor_dir);
-            if let Some(framework_dir) = executor_dir.parent().and_then(Path::parent) {
-                self.gc.unschedule(framework_dir);
-            }
+            let (work_dir, agent) = (&self.config.work_dir, &self.agent_id.value);
+            self.gc
+                .unschedule(&sandbox::executor_path(work_dir, agent, &fid.value, &eid));
+            self.gc
+                .unschedule(&sandbox::framework_path(work_dir, agent, &fid.value));
             fw.executors.insert(
                 eid.clone(),
                 Executor {
@@ -882,14 +880,13 @@ impl Inner {
                 self.process_update(st, fid, update, false);
             }
             // Mesos keeps a terminated executor's directories for `gc_delay`.
+            let (work_dir, agent) = (&self.config.work_dir, &self.agent_id.value);
             self.gc.schedule(&exec.sandbox);
-            if let Some(executor_dir) = exec.sandbox.parent().and_then(Path::parent) {
-                self.gc.schedule(executor_dir);
-                if remove_framework
-                    && let Some(framework_dir) = executor_dir.parent().and_then(Path::parent)
-                {
-                    self.gc.schedule(framework_dir);
-                }
+            self.gc
+                .schedule(&sandbox::executor_path(work_dir, agent, fid, eid));
+            if remove_framework {
+                self.gc
+                    .schedule(&sandbox::framework_path(work_dir, agent, fid));
             }
             if remove_framework {
                 st.frameworks.remove(fid);

@@ -104,8 +104,9 @@ pub async fn fetch(uri: &Uri, sandbox: &Path, cache_dir: &Path) -> Result<Fetche
     Ok(how)
 }
 
-/// The last path component of a URI or path (query and fragment ignored).
-fn basename(value: &str) -> Option<String> {
+/// The name a fetched file gets when its URI has no `output_file`: the last path
+/// component of the URI or path (query and fragment ignored).
+pub fn basename(value: &str) -> Option<String> {
     let path = match value.split_once("://") {
         Some((_, rest)) => {
             let rest = rest.split(['?', '#']).next().unwrap_or(rest);
@@ -298,6 +299,12 @@ mod tests {
         assert_eq!(basename("file:///tmp/x").as_deref(), Some("x"));
         assert_eq!(basename("/tmp/dir/").as_deref(), Some("dir"));
         assert_eq!(basename("http://h/").as_deref(), None);
+        assert_eq!(
+            basename("http://files:8080/d/corpus.txt?v=2#x").as_deref(),
+            Some("corpus.txt")
+        );
+        assert_eq!(basename("hdfs://nn/d/").as_deref(), Some("d"));
+        assert_eq!(basename("http://files:8080/"), None);
         assert!(safe_join(Path::new("/s"), "../x").is_none());
         assert!(safe_join(Path::new("/s"), "a/b").is_some());
     }

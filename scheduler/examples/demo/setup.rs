@@ -27,23 +27,9 @@ impl Modules {
 }
 
 fn load(name: &str) -> anyhow::Result<Module> {
-    let path = examples_dir().join(format!("example_{name}.wasm"));
+    let path = brine_tests::examples_dir().join(format!("example_{name}.wasm"));
     Module::from_file(&path)
         .with_context(|| format!("cannot read {} (run `make examples`)", path.display()))
-}
-
-/// `$BRINE_EXAMPLES_DIR`, else `<target>/wasm32-wasip1/release`.
-fn examples_dir() -> PathBuf {
-    if let Some(dir) = std::env::var_os("BRINE_EXAMPLES_DIR") {
-        return dir.into();
-    }
-    target_dir().join("wasm32-wasip1/release")
-}
-
-fn target_dir() -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"))
 }
 
 /// `$BRINE_EXECUTOR`, else `brine-executor` in the profile directory this example was

@@ -5,6 +5,7 @@
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
+use brine_local::agent::fetcher::basename;
 use brine_proto::mesos::v1::{
     CommandInfo, ExecutorId, ExecutorInfo, FrameworkId, Resource, command_info,
 };
@@ -51,7 +52,9 @@ impl Template {
                 .map(|path| format!("file://{}", path.display()))
         });
         if let Some(value) = dataset_uri {
-            let name = file_name(&value).unwrap_or_else(|| "dataset".into());
+            // The fetcher's own name for it, pinned in `output_file` so that the
+            // executor looks for the file the agent wrote.
+            let name = basename(&value).unwrap_or_else(|| "dataset".into());
             uris.push(command_info::Uri {
                 value,
                 extract: Some(false),
@@ -80,7 +83,10 @@ impl Template {
             },
             framework_id: Some(self.framework_id.clone()),
             data: Some(self.data.clone()),
-            resources: vec![resource("cpus", self.cpus), resource("mem", self.mem_mb)],
+            resources: vec![
+                Resource::scalar("cpus", self.cpus),
+                Resource::scalar("mem", self.mem_mb),
+            ],
             command: Some(CommandInfo {
                 uris: self.uris.clone(),
                 // The fetcher puts the binary in the sandbox, the command's working
@@ -216,37 +222,5 @@ impl Executors {
         executor.cpus = beat.allocation.cpus;
         executor.mem_mb = beat.allocation.mem_mb;
         true
-    }
-}
-
-/// The last path component of a URI or path, without query or fragment.
-fn file_name(uri: &str) -> Option<String> {
-    let path = uri.split(['?', '#']).next().unwrap_or(uri);
-    path.rsplit('/')
-        .find(|c| !c.is_empty() && *c != "." && *c != "..")
-        .filter(|c| !c.contains(':'))
-        .map(str::to_owned)
-}
-
-pub(crate) fn resource(name: &str, v: f64) -> Resource {
-    Resource::scalar(name, v)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::file_name;
-
-    #[test]
-    fn a_fetched_file_is_named_by_the_uris_last_path_component() {
-        assert_eq!(
-            file_name("file:///data/corpus.txt").as_deref(),
-            Some("corpus.txt")
-        );
-        assert_eq!(
-            file_name("http://files:8080/d/corpus.txt?v=2#x").as_deref(),
-            Some("corpus.txt")
-        );
-        assert_eq!(file_name("hdfs://nn/d/").as_deref(), Some("d"));
-        assert_eq!(file_name("http://files:8080/"), None);
     }
 }

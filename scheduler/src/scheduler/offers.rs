@@ -8,7 +8,6 @@ use brine_proto::mesos::v1::{Filters, Offer, OfferId, Resource, TaskId, TaskInfo
 use brine_proto::payload::{ModuleRef, Payload, TaskSpec};
 use bytes::Bytes;
 
-use super::executors::resource;
 use super::jobs::Attempt;
 use super::{JobId, Scheduler};
 use crate::JobState;
@@ -127,8 +126,8 @@ impl Scheduler {
             });
         }
         let resources: Vec<Resource> = vec![
-            resource("cpus", self.config.task_cpus),
-            resource("mem", self.config.task_mem_mb),
+            Resource::scalar("cpus", self.config.task_cpus),
+            Resource::scalar("mem", self.config.task_mem_mb),
         ];
         let mut task_infos = Vec::with_capacity(room.jobs.len());
         let mut records = Vec::with_capacity(room.jobs.len());
