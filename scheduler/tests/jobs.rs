@@ -17,9 +17,19 @@ use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use tokio::net::{TcpListener, TcpStream};
 
-fn init() {
+/// The tests here keep both cores busy (1,000 closures, spinning tasks, two agents
+/// each) and presume an executor lost after 1 s without a heartbeat. Run side by side,
+/// one test's load can starve another's executors past that (seen once: a healthy
+/// executor presumed lost in the 1,000-closure test). So each test holds this for its
+/// whole run, and the timeout measures the executor, not its neighbours.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+#[must_use = "hold it for the whole test"]
+async fn init() -> tokio::sync::MutexGuard<'static, ()> {
+    let turn = ONE_AT_A_TIME.lock().await;
     brine_tests::init_tracing();
     brine_tests::executor_binary();
+    turn
 }
 
 fn module(name: &str) -> Module {
@@ -73,7 +83,7 @@ async fn until(what: &str, mut check: impl FnMut() -> bool) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_thousand_closures_through_map_one_executor_per_agent() {
-    init();
+    let _turn = init().await;
     let cluster = bounded("connect", Cluster::connect("local:2"))
         .await
         .expect("connects");
@@ -106,7 +116,7 @@ async fn a_thousand_closures_through_map_one_executor_per_agent() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn progress_shows_on_the_handle_and_dropping_it_kills_the_task() {
-    init();
+    let _turn = init().await;
     let cluster = bounded("connect", Cluster::connect_with("local:1", fast_config()))
         .await
         .expect("connects");
@@ -151,7 +161,7 @@ async fn progress_shows_on_the_handle_and_dropping_it_kills_the_task() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_executor_costs_nothing_a_frozen_one_is_presumed_lost() {
-    init();
+    let _turn = init().await;
     // Both agents stay in use (none is set aside for the jobs it lost).
     let config = ClusterConfig {
         agent_failure_limit: 1000,
@@ -270,7 +280,7 @@ impl Proxy {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cut_connection_is_resubscribed_and_reconciled() {
-    init();
+    let _turn = init().await;
     let dir = tempfile::tempdir().unwrap();
     let local = local(1, dir.path()).await;
     let master = local.master().expect("a master").endpoint();
@@ -309,7 +319,7 @@ async fn a_cut_connection_is_resubscribed_and_reconciled() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restarted_scheduler_carries_on_as_the_same_framework() {
-    init();
+    let _turn = init().await;
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("scheduler.state");
     let local = local(2, &dir.path().join("cluster")).await;
@@ -378,7 +388,7 @@ async fn a_restarted_scheduler_carries_on_as_the_same_framework() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_job_on_a_removed_agent_is_retried_on_another() {
-    init();
+    let _turn = init().await;
     let dir = tempfile::tempdir().unwrap();
     let local = local(2, dir.path()).await;
     let cluster = bounded(

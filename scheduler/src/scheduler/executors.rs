@@ -123,10 +123,14 @@ impl Executor {
     }
 
     /// Whether it has been quiet longer than allowed.
-    fn silent(&self, now: Instant, timeout: Duration) -> bool {
+    /// Silent past the timeout, counting from `subscribed_at` at the earliest.
+    fn silent(&self, now: Instant, timeout: Duration, subscribed_at: Instant) -> bool {
         match self.last_heartbeat {
-            Some(at) => now.duration_since(at) > timeout,
-            None => now.duration_since(self.since) > timeout.max(FIRST_HEARTBEAT_GRACE),
+            Some(at) => now.duration_since(at.max(subscribed_at)) > timeout,
+            None => {
+                now.duration_since(self.since.max(subscribed_at))
+                    > timeout.max(FIRST_HEARTBEAT_GRACE)
+            }
         }
     }
 }
@@ -203,10 +207,16 @@ impl Executors {
     }
 
     /// Agents whose executor has been silent too long.
-    pub(crate) fn silent(&self, now: Instant, timeout: Duration) -> Vec<String> {
+    /// The agents whose executor is silent (see [`Executor::silent`]).
+    pub(crate) fn silent(
+        &self,
+        now: Instant,
+        timeout: Duration,
+        subscribed_at: Instant,
+    ) -> Vec<String> {
         self.by_agent
             .values()
-            .filter(|e| e.silent(now, timeout))
+            .filter(|e| e.silent(now, timeout, subscribed_at))
             .map(|e| e.agent.clone())
             .collect()
     }

@@ -98,6 +98,9 @@ pub(crate) struct Scheduler {
     store: Option<Store>,
     suppressed: bool,
     last_reconcile: Instant,
+    /// When the latest (re)subscription came up: heartbeats travel through the master,
+    /// so no executor can be heard before it, and silence counts from it at the most.
+    subscribed_at: Instant,
 }
 
 impl Scheduler {
@@ -140,6 +143,7 @@ impl Scheduler {
             store,
             suppressed: false,
             last_reconcile: Instant::now(),
+            subscribed_at: Instant::now(),
         }
     }
 
@@ -383,8 +387,12 @@ impl Scheduler {
 
     fn on_tick(&mut self) {
         let now = Instant::now();
-        for agent in self.executors.silent(now, self.config.heartbeat_timeout) {
-            self.presume_lost(&agent);
+        // Disconnected, the scheduler hears nobody: that is not the executors' silence.
+        if matches!(self.link, Link::Up { .. }) {
+            let timeout = self.config.heartbeat_timeout;
+            for agent in self.executors.silent(now, timeout, self.subscribed_at) {
+                self.presume_lost(&agent);
+            }
         }
         if matches!(self.link, Link::Up { .. })
             && now.duration_since(self.last_reconcile) >= self.config.reconcile_interval
@@ -487,6 +495,7 @@ impl Scheduler {
 
     /// (Re)subscribed: the master has the framework; bring it up to date.
     fn on_subscribed(&mut self) {
+        self.subscribed_at = Instant::now();
         // The master keeps no suppression across a re-subscription.
         self.suppressed = false;
         if !self.jobs.has_pending() {
