@@ -2,7 +2,7 @@
 """Seeds the fuzz corpora from the real Mesos 1.12 captures.
 
 Usage (from proto/fuzz): python3 seed_corpus.py [fixture dir]
-The fixture dir defaults to ../../../shared/fixtures/mesos-1.12. Writes corpus/<target>/
+The fixture dir defaults to ../../tests/fixtures/mesos-1.12. Writes corpus/<target>/
 files in the input layout each target expects (a selector byte, then the body).
 """
 
@@ -12,7 +12,7 @@ import pathlib
 import sys
 
 HERE = pathlib.Path(__file__).resolve().parent
-FIXTURES = pathlib.Path(sys.argv[1]) if len(sys.argv) > 1 else HERE / "../../../shared/fixtures/mesos-1.12"
+FIXTURES = pathlib.Path(sys.argv[1]) if len(sys.argv) > 1 else HERE / "../../tests/fixtures/mesos-1.12"
 
 
 def records(stream: bytes):

@@ -161,7 +161,7 @@ fn fixtures() -> PathBuf {
     std::env::var_os("BRINE_MESOS_FIXTURES")
         .map(PathBuf::from)
         .unwrap_or_else(|| {
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures/mesos-1.12")
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/mesos-1.12")
         })
 }
 
@@ -170,7 +170,7 @@ fn fixtures() -> PathBuf {
 /// `127.0.0.1:port` with id `id`: what a Mesos master puts in its `json.info_` node.
 fn master_info_json(id: &str, port: u16) -> Vec<u8> {
     let stream = std::fs::read(fixtures().join("scheduler-stream.json.bin"))
-        .expect("the Mesos 1.12 captures (shared/fixtures/mesos-1.12)");
+        .expect("the Mesos 1.12 captures (tests/fixtures/mesos-1.12)");
     let mut decoder = brine_proto::recordio::Decoder::new();
     decoder.push(&stream);
     let first = decoder.next_record().unwrap().expect("a first record");

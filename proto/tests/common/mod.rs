@@ -1,5 +1,5 @@
 //! Helpers shared by the tests that read the Mesos 1.12 captures in
-//! `shared/fixtures/mesos-1.12` (see its README for what each file holds).
+//! `tests/fixtures/mesos-1.12` at the repository root (see its README for what each file holds).
 
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -12,44 +12,19 @@ use serde_json::Value;
 
 /// Environment variable that overrides where the captures are.
 pub const FIXTURES_ENV: &str = "BRINE_MESOS_FIXTURES";
-const RELATIVE: &str = "shared/fixtures/mesos-1.12";
 
-/// The capture directory: `$BRINE_MESOS_FIXTURES`, else `../../shared/fixtures/mesos-1.12`
-/// from this crate (the repository sits next to `shared/`), else the first ancestor of
-/// the crate holding `shared/fixtures/mesos-1.12`. Panics with every path tried.
+/// The capture directory: `$BRINE_MESOS_FIXTURES`, else the repository's own
+/// `tests/fixtures/mesos-1.12`.
 pub fn fixtures_dir() -> PathBuf {
-    let mut tried = Vec::new();
-    if let Some(dir) = std::env::var_os(FIXTURES_ENV) {
-        let dir = PathBuf::from(dir);
-        if dir.join("README.md").is_file() {
-            return dir;
-        }
-        tried.push(dir);
-    }
-    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
-    // Resolve symbolic links so the relative path works from a linked checkout too.
-    let roots = [
-        manifest.to_path_buf(),
-        manifest.canonicalize().unwrap_or_default(),
-    ];
-    for root in &roots {
-        for ancestor in root.ancestors().skip(1) {
-            let dir = ancestor.join(RELATIVE);
-            if dir.join("README.md").is_file() {
-                return dir;
-            }
-            tried.push(dir);
-        }
-    }
-    panic!(
-        "Mesos 1.12 fixtures not found (needed by the wire-compatibility tests). Set {FIXTURES_ENV} \
-         to the mesos-1.12 fixture directory. Tried:\n  {}",
-        tried
-            .iter()
-            .map(|p| p.display().to_string())
-            .collect::<Vec<_>>()
-            .join("\n  ")
+    let dir = std::env::var_os(FIXTURES_ENV)
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/mesos-1.12"));
+    assert!(
+        dir.join("README.md").is_file(),
+        "Mesos 1.12 fixtures not found at {} (set {FIXTURES_ENV} to override)",
+        dir.display()
     );
+    dir
 }
 
 pub fn fixture(name: &str) -> PathBuf {
