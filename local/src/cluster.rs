@@ -24,6 +24,9 @@ pub struct LocalClusterConfig {
     pub agent_ports: Vec<(u64, u64)>,
     /// Default 15 s (Mesos).
     pub heartbeat_interval: Duration,
+    /// The master's `--allocation_interval` ([`MasterConfig::allocation_interval`]);
+    /// default 1 s (Mesos).
+    pub allocation_interval: Duration,
     /// Default [`CgroupsMode::Auto`].
     pub cgroups: CgroupsMode,
     /// Agents' `--executor_shutdown_grace_period`; default 5 s.
@@ -47,6 +50,7 @@ impl LocalClusterConfig {
             agent_resources: None,
             agent_ports: vec![(31000, 32000)],
             heartbeat_interval: Duration::from_secs(15),
+            allocation_interval: Duration::from_secs(1),
             cgroups: CgroupsMode::Auto,
             executor_shutdown_grace_period: Duration::from_secs(5),
             credentials: None,
@@ -81,6 +85,7 @@ impl LocalCluster {
         let master_config = MasterConfig {
             listen: config.master_listen,
             heartbeat_interval: config.heartbeat_interval,
+            allocation_interval: config.allocation_interval,
             credentials: config.credentials.clone(),
             ..MasterConfig::default()
         };

@@ -37,6 +37,11 @@ pub struct ServeArgs {
     /// Seconds between master HEARTBEAT events.
     #[arg(long, default_value_t = 15.0)]
     pub heartbeat_interval: f64,
+    /// Mesos's `--allocation_interval` (a Mesos duration such as `1secs`, `200ms`): a
+    /// batch allocation offers free resources every interval; SUBSCRIBE and REVIVE
+    /// allocate at once, resources given back wait for the next one.
+    #[arg(long, default_value = "1secs", value_parser = positive_duration)]
+    pub allocation_interval: Duration,
     /// A Mesos credentials file (`{"credentials":[{"principal":"…","secret":"…"}]}`):
     /// frameworks must then authenticate with HTTP basic authentication, as with Mesos's
     /// `--authenticate_http_frameworks --http_framework_authenticators=basic
@@ -58,6 +63,13 @@ pub struct ServeArgs {
 
 fn mesos_duration(text: &str) -> Result<Duration, String> {
     brine_proto::duration::parse(text).map_err(|e| e.to_string())
+}
+
+fn positive_duration(text: &str) -> Result<Duration, String> {
+    match mesos_duration(text)? {
+        d if d.is_zero() => Err("must be greater than zero".to_owned()),
+        d => Ok(d),
+    }
 }
 
 fn headroom(text: &str) -> Result<f64, String> {
@@ -92,6 +104,7 @@ impl ServeArgs {
         config.gc_disk_headroom = self.gc_disk_headroom;
         config.disk_watch_interval = self.disk_watch_interval;
         config.master_listen = SocketAddr::new(self.ip, self.port);
+        config.allocation_interval = self.allocation_interval;
         config.heartbeat_interval = Duration::try_from_secs_f64(self.heartbeat_interval)
             .ok()
             .filter(|d| !d.is_zero())

@@ -4,36 +4,23 @@
 
 mod common;
 
-use std::collections::VecDeque;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use base64::Engine;
 use brine_local::agent::{AgentResources, CgroupsMode};
 use brine_local::{LocalCluster, LocalClusterConfig};
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
+use http_body_util::BodyExt;
 use serde_json::{Value, json};
-use tokio::sync::mpsc;
 
-const WAIT: Duration = Duration::from_secs(20);
+use common::scheduler::{
+    Framework, executor_script, executor_task, get, json_headers, offered, post, request,
+};
+use common::{WAIT, fixtures};
 
-fn fixtures() -> PathBuf {
-    std::env::var_os("BRINE_MESOS_FIXTURES")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures/mesos-1.12")
-        })
-}
-
-fn executor_script() -> String {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/data/json_executor.py")
-        .display()
-        .to_string()
-}
-
-async fn cluster(dir: &Path, heartbeat: Duration) -> LocalCluster {
+/// A one-agent cluster of the main captures' size; `allocation_interval`: the master's
+/// (Mesos's default and the captures' is 1 s).
+async fn cluster(dir: &Path, heartbeat: Duration, allocation_interval: Duration) -> LocalCluster {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
         .with_test_writer()
@@ -41,6 +28,7 @@ async fn cluster(dir: &Path, heartbeat: Duration) -> LocalCluster {
     let mut config = LocalClusterConfig::new(1, dir);
     config.cgroups = CgroupsMode::Off;
     config.heartbeat_interval = heartbeat;
+    config.allocation_interval = allocation_interval;
     config.agent_resources = Some(AgentResources {
         cpus: 2.0,
         mem_mb: 2048.0,
@@ -48,207 +36,6 @@ async fn cluster(dir: &Path, heartbeat: Duration) -> LocalCluster {
     });
     config.executor_shutdown_grace_period = Duration::from_secs(2);
     LocalCluster::start(config).await.unwrap()
-}
-
-/// A plain HTTP/1.1 request on a fresh connection, as the fixtures' client made them.
-async fn request(
-    url: &str,
-    method: &str,
-    headers: &[(String, String)],
-    body: Vec<u8>,
-) -> (u16, String, hyper::body::Incoming, http::HeaderMap) {
-    let addr = url.trim_start_matches("http://").to_owned();
-    let mut sender = common::connect(&addr).await;
-    let mut builder = http::Request::builder()
-        .method(method)
-        .uri("/api/v1/scheduler")
-        .header("Host", addr);
-    for (k, v) in headers {
-        builder = builder.header(k.as_str(), v.as_str());
-    }
-    let response = sender
-        .send_request(builder.body(Full::new(Bytes::from(body))).unwrap())
-        .await
-        .unwrap();
-    let status = response.status().as_u16();
-    let headers = response.headers().clone();
-    let stream_id = headers
-        .get("Mesos-Stream-Id")
-        .map(|v| v.to_str().unwrap().to_owned())
-        .unwrap_or_default();
-    (status, stream_id, response.into_body(), headers)
-}
-
-async fn post(url: &str, headers: &[(String, String)], body: Vec<u8>) -> (u16, String) {
-    let (status, _, body, _) = request(url, "POST", headers, body).await;
-    let bytes = body.collect().await.unwrap().to_bytes();
-    (status, String::from_utf8_lossy(&bytes).into_owned())
-}
-
-fn json_headers(stream_id: Option<&str>) -> Vec<(String, String)> {
-    let mut h = vec![("Content-Type".to_owned(), "application/json".to_owned())];
-    if let Some(id) = stream_id {
-        h.push(("Mesos-Stream-Id".to_owned(), id.to_owned()));
-    }
-    h
-}
-
-/// A subscribed framework: its events as JSON; every UPDATE with a uuid is acknowledged.
-struct Framework {
-    url: String,
-    id: String,
-    stream_id: String,
-    events: mpsc::UnboundedReceiver<Value>,
-    seen: VecDeque<Value>,
-    reader: tokio::task::JoinHandle<()>,
-}
-
-impl Framework {
-    async fn subscribe(url: &str, info: Value, headers: Vec<(String, String)>) -> Framework {
-        let mut body = json!({"type": "SUBSCRIBE", "subscribe": {"framework_info": info}});
-        if let Some(id) = info.get("id") {
-            body["framework_id"] = id.clone();
-        }
-        Self::subscribe_raw(url, serde_json::to_vec(&body).unwrap(), headers).await
-    }
-
-    async fn subscribe_raw(url: &str, body: Vec<u8>, headers: Vec<(String, String)>) -> Framework {
-        let (status, stream_id, mut body, _) = request(url, "POST", &headers, body).await;
-        assert_eq!(status, 200);
-        let (tx, mut rx) = mpsc::unbounded_channel();
-        let ack_url = url.to_owned();
-        let ack_stream = stream_id.clone();
-        let reader = tokio::spawn(async move {
-            let mut decoder = brine_proto::recordio::Decoder::new();
-            let mut framework_id = String::new();
-            while let Some(Ok(frame)) = body.frame().await {
-                let Ok(data) = frame.into_data() else {
-                    continue;
-                };
-                for record in decoder.decode(&data).unwrap() {
-                    let event: Value = serde_json::from_slice(&record).unwrap();
-                    if event["type"] == "SUBSCRIBED" {
-                        framework_id = event["subscribed"]["framework_id"]["value"]
-                            .as_str()
-                            .unwrap()
-                            .to_owned();
-                    }
-                    let status = &event["update"]["status"];
-                    if event["type"] == "UPDATE" && status.get("uuid").is_some() {
-                        let ack = json!({"framework_id": {"value": framework_id}, "type": "ACKNOWLEDGE",
-                            "acknowledge": {"agent_id": status["agent_id"], "task_id": status["task_id"], "uuid": status["uuid"]}});
-                        let (code, _) = post(
-                            &ack_url,
-                            &json_headers(Some(&ack_stream)),
-                            serde_json::to_vec(&ack).unwrap(),
-                        )
-                        .await;
-                        assert_eq!(code, 202);
-                    }
-                    if tx.send(event).is_err() {
-                        return;
-                    }
-                }
-            }
-        });
-        let first = tokio::time::timeout(WAIT, rx.recv())
-            .await
-            .unwrap()
-            .unwrap();
-        assert_eq!(first["type"], "SUBSCRIBED");
-        let id = first["subscribed"]["framework_id"]["value"]
-            .as_str()
-            .unwrap()
-            .to_owned();
-        Framework {
-            url: url.to_owned(),
-            id,
-            stream_id,
-            events: rx,
-            seen: VecDeque::new(),
-            reader,
-        }
-    }
-
-    /// The next event (in order) matching `pred`; events skipped stay available.
-    async fn wait(&mut self, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
-        if let Some(i) = self.seen.iter().position(&pred) {
-            return self.seen.remove(i).unwrap();
-        }
-        let deadline = tokio::time::Instant::now() + WAIT;
-        loop {
-            match tokio::time::timeout_at(deadline, self.events.recv()).await {
-                Ok(Some(e)) if pred(&e) => return e,
-                Ok(Some(e)) => self.seen.push_back(e),
-                Ok(None) => panic!("stream ended while waiting for {what}"),
-                Err(_) => panic!(
-                    "timed out waiting for {what}; seen {:?}",
-                    self.seen
-                        .iter()
-                        .map(|e| format!(
-                            "{} {} {}",
-                            e["type"],
-                            e["update"]["status"]["task_id"],
-                            e["update"]["status"]["state"]
-                        ))
-                        .collect::<Vec<_>>()
-                ),
-            }
-        }
-    }
-
-    async fn offer(&mut self) -> Value {
-        let e = self.wait("OFFERS", |e| e["type"] == "OFFERS").await;
-        e["offers"]["offers"][0].clone()
-    }
-
-    async fn update(&mut self, task: &str, state: &str) -> Value {
-        self.wait(&format!("{task} {state}"), |e| {
-            e["type"] == "UPDATE"
-                && e["update"]["status"]["task_id"]["value"] == task
-                && e["update"]["status"]["state"] == state
-        })
-        .await["update"]["status"]
-            .clone()
-    }
-
-    async fn call(&self, body: Value) -> (u16, String) {
-        let mut body = body;
-        body["framework_id"] = json!({"value": self.id});
-        post(
-            &self.url,
-            &json_headers(Some(&self.stream_id)),
-            serde_json::to_vec(&body).unwrap(),
-        )
-        .await
-    }
-
-    /// Drops the connection.
-    fn disconnect(self) {
-        self.reader.abort();
-    }
-}
-
-fn scalar(name: &str, v: f64) -> Value {
-    json!({"name": name, "type": "SCALAR", "scalar": {"value": v}})
-}
-
-fn executor_task(task: &str, agent: &Value, executor: &str) -> Value {
-    json!({"name": task, "task_id": {"value": task}, "agent_id": agent,
-        "resources": [scalar("cpus", 0.2), scalar("mem", 32.0)],
-        "executor": {"executor_id": {"value": executor}, "type": "CUSTOM",
-            "command": {"shell": true, "value": format!("python3 {}", executor_script())},
-            "resources": [scalar("cpus", 0.1), scalar("mem", 32.0)]}})
-}
-
-fn offered(offer: &Value, name: &str) -> f64 {
-    offer["resources"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|r| r["name"] == name)
-        .map(|r| r["scalar"]["value"].as_f64().unwrap())
-        .unwrap_or(0.0)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -259,7 +46,7 @@ async fn replay_scheduler_call_responses() {
     .unwrap();
     for run in ["protobuf-run", "json-run"] {
         let dir = tempfile::tempdir().unwrap();
-        let cluster = cluster(dir.path(), Duration::from_secs(15)).await;
+        let cluster = cluster(dir.path(), Duration::from_secs(15), Duration::from_secs(1)).await;
         let url = cluster.master_url();
         let agent_id = cluster.agents()[0].agent_id().value.clone();
         let encoding = if run == "json-run" {
@@ -497,21 +284,18 @@ async fn replay_scheduler_call_responses() {
     }
 }
 
-async fn get(url: &str, path: &str) -> String {
-    let addr = url.trim_start_matches("http://").to_owned();
-    let mut sender = common::connect(&addr).await;
-    let req = http::Request::get(path)
-        .header("Host", addr)
-        .body(Full::new(Bytes::new()))
-        .unwrap();
-    let response = sender.send_request(req).await.unwrap();
-    String::from_utf8_lossy(&response.into_body().collect().await.unwrap().to_bytes()).into_owned()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn json_framework_lifecycle() {
     let dir = tempfile::tempdir().unwrap();
-    let cluster = cluster(dir.path(), Duration::from_millis(300)).await;
+    // Every offer after the first waits for a batch allocation (resources given back
+    // are offered at the next tick, as in Mesos); a 100 ms interval keeps the many
+    // waits of this test short.
+    let cluster = cluster(
+        dir.path(),
+        Duration::from_millis(300),
+        Duration::from_millis(100),
+    )
+    .await;
     let url = cluster.master_url();
     let mut fw = Framework::subscribe(
         &url,
@@ -610,9 +394,9 @@ async fn json_framework_lifecycle() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failover_within_and_after_timeout() {
     let dir = tempfile::tempdir().unwrap();
-    let cluster = cluster(dir.path(), Duration::from_secs(15)).await;
+    let cluster = cluster(dir.path(), Duration::from_secs(15), Duration::from_secs(1)).await;
     let url = cluster.master_url();
-    let info = json!({"user": "root", "name": "failover", "roles": ["*"], "failover_timeout": 1.0});
+    let info = json!({"user": "root", "name": "failover", "roles": ["*"], "capabilities": [{"type": "MULTI_ROLE"}], "failover_timeout": 1.0});
     let mut fw = Framework::subscribe(&url, info.clone(), json_headers(None)).await;
     let offer = fw.offer().await;
     let agent = offer["agent_id"].clone();

@@ -80,7 +80,6 @@ pub enum Command {
         agent_id: AgentId,
         error: String,
     },
-    Allocate,
     RemoveAgent {
         agent_id: String,
         reply: oneshot::Sender<bool>,
@@ -102,6 +101,9 @@ pub struct State {
     next_framework: u64,
     next_offer: u64,
     round_robin: usize,
+    /// Set by what makes Mesos allocate at once (a framework added or re-activated,
+    /// REVIVE): the command's handler runs a batch allocation after answering.
+    allocate_now: bool,
     started: Instant,
     counters: BTreeMap<String, u64>,
     task_states: BTreeMap<&'static str, u64>,
@@ -131,6 +133,7 @@ impl State {
             next_framework: 0,
             next_offer: 0,
             round_robin: 0,
+            allocate_now: false,
             started: Instant::now(),
             counters: BTreeMap::new(),
             task_states: BTreeMap::new(),
@@ -167,11 +170,14 @@ impl State {
             .position(|a| a.active && a.id.value == agent_id)
     }
 
-    /// Answers the caller, then allocates: the answer (a new subscriber's stream, a
-    /// call's result) goes out before any offers the change makes possible.
+    /// Answers the caller, then runs the allocation the command asked for, if any (see
+    /// [`State::allocate`]): the answer (a new subscriber's stream, a call's `202`)
+    /// goes out before the offers.
     fn reply_then_allocate<T>(&mut self, reply: oneshot::Sender<T>, value: T) {
         let _ = reply.send(value);
-        self.allocate();
+        if std::mem::take(&mut self.allocate_now) {
+            self.allocate();
+        }
     }
 
     /// Handles one command; false to stop the loop.
@@ -208,13 +214,9 @@ impl State {
                 if expired {
                     tracing::info!(framework = %framework_id, "failover timeout expired; removing framework");
                     self.remove_framework(&framework_id);
-                    self.allocate();
                 }
             }
-            Command::Agent { index, event } => {
-                self.agent_event(index, event);
-                self.allocate();
-            }
+            Command::Agent { index, event } => self.agent_event(index, event),
             Command::LaunchFailed {
                 framework_id,
                 task_id,
@@ -222,12 +224,10 @@ impl State {
                 error,
             } => {
                 self.launch_failed(&framework_id, &task_id, &agent_id, &error);
-                self.allocate();
             }
-            Command::Allocate => self.allocate(),
             Command::RemoveAgent { agent_id, reply } => {
                 let removed = self.remove_agent(&agent_id);
-                self.reply_then_allocate(reply, removed);
+                let _ = reply.send(removed);
             }
             Command::State(reply) => {
                 let _ = reply.send(self.state_json());
@@ -247,8 +247,17 @@ impl State {
         true
     }
 
+    /// `Master::subscribe` / `_subscribe`: a FrameworkInfo the master refuses gets an
+    /// ERROR event on the `200` stream, which then ends (Mesos's `refuseSubscription`);
+    /// otherwise the framework is added, re-activated or failed over.
     fn subscribe(&mut self, call: Call, content_type: ContentType) -> Subscribed {
-        let info = call.subscribe.map(|s| s.framework_info).unwrap_or_default();
+        let (mut info, suppressed_roles) = call
+            .subscribe
+            .map(|s| (s.framework_info, s.suppressed_roles))
+            .unwrap_or_default();
+        if info.id.as_ref().is_some_and(|id| id.value.is_empty()) {
+            info.id = None;
+        }
         let stream_id = uuid::Uuid::new_v4().to_string();
         let (tx, rx) = mpsc::unbounded_channel();
         let subscription = Subscription {
@@ -256,27 +265,24 @@ impl State {
             content_type,
             tx,
         };
+        self.count(if info.id.is_some() {
+            "master/messages_reregister_framework"
+        } else {
+            "master/messages_register_framework"
+        });
+        if let Err(message) = self.validate_subscription(&info, &suppressed_roles) {
+            tracing::info!(framework = %info.name, error = %message, "refusing subscription");
+            let mut e = event(event::Type::Error);
+            e.error = Some(event::Error { message });
+            subscription.send(&e);
+            // Dropping the only sender ends the stream (terminating chunk).
+            drop(subscription);
+            return self.answer(stream_id, content_type, rx, String::new());
+        }
         let now = now_secs();
         let framework_id = match info.id.clone() {
-            Some(id) if self.completed.iter().any(|f| f.id == id) => {
-                // Mesos: a removed framework cannot come back.
-                let mut e = event(event::Type::Error);
-                e.error = Some(event::Error {
-                    message: "Framework has been removed".to_owned(),
-                });
-                subscription.send(&e);
-                drop(subscription);
-                return Subscribed {
-                    stream_id: stream_id.clone(),
-                    content_type,
-                    rx,
-                    guard: StreamGuard {
-                        tx: self.tx.clone(),
-                        framework_id: id.value,
-                        stream_id,
-                    },
-                };
-            }
+            // A known id, or an unknown one taken as is (Mesos recovers the framework,
+            // as after a master failover).
             Some(id) => id,
             None => {
                 let id = FrameworkId {
@@ -287,12 +293,17 @@ impl State {
             }
         };
         let key = framework_id.value.clone();
-        let mut info = info;
         info.id = Some(framework_id.clone());
+        let suppress = self.framework_role_suppressed(&info, &suppressed_roles);
+        let existing = self.frameworks.contains_key(&key);
         let framework = self
             .frameworks
             .entry(key.clone())
             .or_insert_with(|| Framework::new(framework_id.clone(), info.clone(), now));
+        // Added (new or recovered) or re-activated: `addFramework` / `activateFramework`
+        // allocate at once. Failing over a connected framework does neither; the offers
+        // it had go back to the pool for the next batch allocation.
+        self.allocate_now = !existing || !framework.connected();
         if let Some(old) = framework.subscription.take() {
             // Mesos tells the old connection before closing it.
             let mut e = event(event::Type::Error);
@@ -302,9 +313,18 @@ impl State {
             old.send(&e);
             tracing::info!(framework = %key, "framework failed over to a new connection");
         }
+        if existing {
+            // `preserveImmutableFields`.
+            info.user = framework.info.user.clone();
+            info.checkpoint = framework.info.checkpoint;
+        }
         framework.info = info;
         framework.generation += 1;
-        framework.suppressed = false;
+        if framework.suppressed && !suppress {
+            // `reviveRoles`: un-suppressing a role clears its filters.
+            framework.filters.clear();
+        }
+        framework.suppressed = suppress;
         framework.subscription = Some(subscription);
         let mut subscribed = event(event::Type::Subscribed);
         subscribed.subscribed = Some(event::Subscribed {
@@ -318,20 +338,68 @@ impl State {
         if let Some(sub) = &framework.subscription {
             spawn_heartbeats(sub, self.config.heartbeat_interval);
         }
-        self.count("master/messages_register_framework");
-        // Offers made on the previous connection are withdrawn (Mesos rescinds them).
+        // Offers made on the previous connection are withdrawn (Mesos discards them).
         self.recover_offers_of(&key);
         tracing::info!(framework = %key, stream = %stream_id, "framework subscribed");
+        self.answer(stream_id, content_type, rx, key)
+    }
+
+    fn answer(
+        &self,
+        stream_id: String,
+        content_type: ContentType,
+        rx: mpsc::UnboundedReceiver<Result<Bytes, io::Error>>,
+        framework_id: String,
+    ) -> Subscribed {
         Subscribed {
             stream_id: stream_id.clone(),
             content_type,
             rx,
             guard: StreamGuard {
                 tx: self.tx.clone(),
-                framework_id: key,
+                framework_id,
                 stream_id,
             },
         }
+    }
+
+    /// The checks of `Master::subscribe` and `_subscribe` that can refuse a
+    /// subscription, in Mesos's order: `validateFramework` (FrameworkInfo, then a
+    /// removed framework's id), the suppressed roles, then for a known framework
+    /// `validateUpdate` (after `preserveImmutableFields`, only the principal can differ).
+    fn validate_subscription(
+        &self,
+        info: &brine_proto::mesos::v1::FrameworkInfo,
+        suppressed_roles: &[String],
+    ) -> Result<(), String> {
+        validation::validate_framework(info)?;
+        if let Some(id) = &info.id
+            && self.completed.iter().any(|f| f.id == *id)
+        {
+            return Err("Framework has been removed".to_owned());
+        }
+        validation::validate_suppressed_roles(info, suppressed_roles)?;
+        if let Some(id) = &info.id
+            && let Some(framework) = self.frameworks.get(&id.value)
+            && framework.info.principal != info.principal
+        {
+            return Err("Changing framework's principal is not allowed.".to_owned());
+        }
+        Ok(())
+    }
+
+    /// Whether the role the framework is offered in is one of `suppressed_roles`.
+    fn framework_role_suppressed(
+        &self,
+        info: &brine_proto::mesos::v1::FrameworkInfo,
+        suppressed_roles: &[String],
+    ) -> bool {
+        let role = if validation::multi_role(info) {
+            info.roles.first().map(String::as_str)
+        } else {
+            Some(info.role())
+        };
+        role.is_some_and(|r| suppressed_roles.iter().any(|s| s == r))
     }
 
     fn stream_closed(&mut self, framework_id: &str, stream_id: &str) {
@@ -347,6 +415,8 @@ impl State {
         }
         framework.subscription = None;
         framework.generation += 1;
+        // `deactivateFramework` forgets the framework's filters.
+        framework.filters.clear();
         let generation = framework.generation;
         let timeout = framework.info.failover_timeout.unwrap_or(0.0);
         tracing::info!(framework = %framework_id, failover_timeout = timeout, "framework disconnected");
@@ -364,7 +434,6 @@ impl State {
             });
         } else {
             self.remove_framework(framework_id);
-            self.allocate();
         }
     }
 
@@ -413,10 +482,13 @@ impl State {
                 }
             }
             call::Type::Revive => {
+                // `reviveOffers`: filters cleared, then a batch allocation at once (for
+                // every framework and agent, as Mesos's `generateOffers()`).
                 if let Some(f) = self.frameworks.get_mut(&framework_id) {
                     f.suppressed = false;
                     f.filters.clear();
                 }
+                self.allocate_now = true;
             }
             call::Type::Suppress => {
                 if let Some(f) = self.frameworks.get_mut(&framework_id) {
@@ -569,7 +641,7 @@ impl State {
         let role = self
             .frameworks
             .get(framework_id)
-            .map(Framework::role)
+            .and_then(Framework::role)
             .unwrap_or_else(|| "*".to_owned());
         let mut remaining = offered;
         for operation in accept.operations {
@@ -710,26 +782,25 @@ impl State {
         offered.sub(&total)
     }
 
+    /// `recoverResources` with filters: a refused-offer filter on `resources` for
+    /// `max(allocation_interval, refuse_seconds)`; none for `refuse_seconds` 0 (or so
+    /// small it is 0 ns). A negative value means the default 5 s, more than 365 days
+    /// means 365 days. Nothing is allocated here: what is given back is offered at the
+    /// next batch allocation, and the end of the filter does not allocate either.
     fn add_filter(&mut self, framework_id: &str, agent: usize, resources: Resources, refuse: f64) {
-        if refuse.is_nan() || refuse <= 0.0 || resources.is_empty() {
+        let Some(timeout) = filter_timeout(refuse, self.config.allocation_interval) else {
+            return;
+        };
+        if resources.is_empty() {
             return;
         }
-        let delay = Duration::from_secs_f64(refuse.min(1e9));
         let agent_id = self.agents[agent].id.value.clone();
         if let Some(f) = self.frameworks.get_mut(framework_id) {
-            f.filters.insert(
-                agent_id,
-                Filter {
-                    resources,
-                    until: Instant::now() + delay,
-                },
-            );
+            f.filters.entry(agent_id).or_default().push(Filter {
+                resources,
+                until: Instant::now() + timeout,
+            });
         }
-        let tx = self.tx.clone();
-        tokio::spawn(async move {
-            tokio::time::sleep(delay).await;
-            let _ = tx.send(Command::Allocate);
-        });
     }
 
     fn decline(
@@ -1072,14 +1143,25 @@ impl State {
         }
     }
 
-    /// Offers each agent's free resources to one framework that wants them (round
-    /// robin over connected, unsuppressed frameworks, skipping filtered ones).
+    /// One batch allocation (Mesos's `generateOffers()` over every agent): each agent's
+    /// free resources go, as one offer, to one framework that wants them (round robin
+    /// over connected, unsuppressed frameworks with a role, skipping those whose filters
+    /// hide these resources).
+    ///
+    /// It runs on the master's fixed `allocation_interval` grid (see [`super::Master`])
+    /// and, at once, only where Mesos's allocator allocates at once: a framework added
+    /// or re-activated (SUBSCRIBE) and REVIVE. Resources given back (unused part of an
+    /// ACCEPT, DECLINE, terminal tasks, removed executors or frameworks) and the end of
+    /// a filter wait for the next tick.
     pub fn allocate(&mut self) {
         let now = Instant::now();
+        for framework in self.frameworks.values_mut() {
+            framework.expire_filters(now);
+        }
         let candidates: Vec<String> = self
             .frameworks
             .iter()
-            .filter(|(_, f)| f.connected() && !f.suppressed)
+            .filter(|(_, f)| f.connected() && !f.suppressed && f.role().is_some())
             .map(|(id, _)| id.clone())
             .collect();
         if candidates.is_empty() {
@@ -1115,7 +1197,10 @@ impl State {
         let Some(framework) = self.frameworks.get(framework_id) else {
             return;
         };
-        let role = framework.role();
+        let Some(role) = framework.role() else {
+            return;
+        };
+        let multi_role = framework.multi_role();
         let slot = &self.agents[index];
         let id = format!("{}-O{}", self.master_info.id, self.next_offer);
         self.next_offer += 1;
@@ -1127,7 +1212,7 @@ impl State {
             .map(|(_, eid)| ExecutorId { value: eid.clone() })
             .collect();
         executor_ids.sort_by(|a, b| a.value.cmp(&b.value));
-        let offer = Offer {
+        let mut offer = Offer {
             id: OfferId { value: id.clone() },
             framework_id: framework.id.clone(),
             agent_id: slot.id.clone(),
@@ -1147,6 +1232,14 @@ impl State {
             allocation_info: Some(resource::AllocationInfo { role: Some(role) }),
             ..Default::default()
         };
+        if !multi_role {
+            // Mesos strips `allocation_info` (offer and resources) for frameworks
+            // without MULTI_ROLE.
+            offer.allocation_info = None;
+            for r in &mut offer.resources {
+                r.allocation_info = None;
+            }
+        }
         self.agents[index].offered = self.agents[index].offered.add(&resources);
         self.offers.insert(
             id,
@@ -1204,23 +1297,64 @@ impl State {
                         .collect::<Vec<_>>()
                 })
                 .collect();
-            json!({
+            let offered = self
+                .offers
+                .values()
+                .filter(|o| o.offer.framework_id == f.id)
+                .fold(Resources::default(), |sum, o| sum.add(&o.resources));
+            let used = self
+                .agents
+                .iter()
+                .flat_map(|a| {
+                    let executors = a
+                        .executors
+                        .iter()
+                        .filter(|((fid, _), _)| *fid == f.id.value)
+                        .map(|(_, (_, r))| r);
+                    let tasks = a
+                        .tasks
+                        .iter()
+                        .filter(|((fid, _), _)| *fid == f.id.value)
+                        .map(|(_, r)| r);
+                    executors.chain(tasks)
+                })
+                .fold(Resources::default(), |sum, r| sum.add(r));
+            let capabilities: Vec<&str> = f
+                .info
+                .capabilities
+                .iter()
+                .map(|c| c.r#type().as_str_name())
+                .collect();
+            let mut entry = json!({
                 "id": f.id.value,
                 "name": f.info.name,
                 "user": f.info.user,
-                "roles": f.info.roles,
+                "capabilities": capabilities,
                 "failover_timeout": f.info.failover_timeout.unwrap_or(0.0),
+                "hostname": f.info.hostname.clone().unwrap_or_default(),
                 "webui_url": f.info.webui_url.clone().unwrap_or_default(),
                 "checkpoint": f.info.checkpoint(),
-                "active": active && f.connected() && !f.suppressed,
+                "active": active && f.connected(),
                 "connected": f.connected(),
+                "recovered": false,
                 "registered_time": f.registered_time,
+                "offered_resources": resources_json(&offered),
+                "used_resources": resources_json(&used),
                 "tasks": tasks,
                 "executors": executors,
                 "offers": self.offers.values().filter(|o| o.offer.framework_id == f.id).map(|o| json!({
                     "id": o.offer.id.value, "agent_id": o.offer.agent_id.value, "resources": resources_json(&o.resources),
                 })).collect::<Vec<_>>(),
-            })
+            });
+            // Mesos lists `roles` for a MULTI_ROLE framework and `role` otherwise.
+            if let Some(o) = entry.as_object_mut() {
+                if f.multi_role() {
+                    o.insert("roles".to_owned(), json!(f.info.roles));
+                } else {
+                    o.insert("role".to_owned(), json!(f.info.role()));
+                }
+            }
+            entry
         };
         let agents: Vec<Value> = self
             .agents
@@ -1354,6 +1488,30 @@ fn resources_json(r: &Resources) -> Value {
     v
 }
 
+/// How long a refused-offer filter lasts (`HierarchicalAllocatorProcess::
+/// recoverResources`), or `None` for no filter.
+fn filter_timeout(refuse_seconds: f64, allocation_interval: Duration) -> Option<Duration> {
+    const DEFAULT: f64 = 5.0;
+    const MAX: f64 = 365.0 * 86400.0;
+    let seconds = if refuse_seconds > MAX {
+        MAX
+    } else if refuse_seconds < 0.0 {
+        DEFAULT
+    } else {
+        refuse_seconds
+    };
+    if seconds.is_nan() {
+        // stout turns NaN into a negative duration: the filter lasts one interval.
+        return Some(allocation_interval);
+    }
+    // stout truncates to whole nanoseconds; a zero duration installs no filter.
+    let nanos = (seconds * 1e9) as u64;
+    if nanos == 0 {
+        return None;
+    }
+    Some(Duration::from_nanos(nanos).max(allocation_interval))
+}
+
 /// The TaskInfos of LAUNCH and LAUNCH_GROUP operations.
 fn launch_tasks(
     operations: &[brine_proto::mesos::v1::offer::Operation],
@@ -1419,5 +1577,25 @@ pub fn master_info(id: &str, addr: std::net::SocketAddr, hostname: &str) -> Mast
             capability(master_info::capability::Type::QuotaV2),
         ],
         ..Default::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn filters_last_as_mesos_recover_resources_sets_them() {
+        let second = Duration::from_secs(1);
+        assert_eq!(filter_timeout(0.0, second), None);
+        assert_eq!(filter_timeout(1e-12, second), None);
+        assert_eq!(filter_timeout(0.5, second), Some(second));
+        assert_eq!(filter_timeout(2.0, second), Some(Duration::from_secs(2)));
+        assert_eq!(filter_timeout(-1.0, second), Some(Duration::from_secs(5)));
+        assert_eq!(
+            filter_timeout(1e300, second),
+            Some(Duration::from_secs(365 * 86400))
+        );
+        assert_eq!(filter_timeout(f64::NAN, second), Some(second));
     }
 }

@@ -14,6 +14,7 @@ use tokio::sync::mpsc;
 
 use super::resources::Resources;
 use super::tasks::Task;
+use super::validation;
 
 /// One SUBSCRIBE connection: its stream id and where its events go.
 #[derive(Debug)]
@@ -36,8 +37,10 @@ impl Subscription {
     }
 }
 
-/// A refuse filter (DECLINE / unused ACCEPT resources): offers of this agent whose
-/// resources fit in `resources` are not made before `until`.
+/// A refused-offer filter (DECLINE, or the unused part of an ACCEPT): while it lasts,
+/// this agent's available resources are not offered to the framework if they fit in
+/// `resources` (`RefusedOfferFilter::filter`: `refused.contains(available)`). It ends
+/// at `until`; only the next batch allocation then offers what it hid.
 #[derive(Debug, Clone)]
 pub struct Filter {
     pub resources: Resources,
@@ -53,7 +56,9 @@ pub struct Framework {
     /// can tell it is stale.
     pub generation: u64,
     pub suppressed: bool,
-    pub filters: HashMap<String, Filter>,
+    /// Refused-offer filters per agent id; each lasts on its own, as Mesos keeps a set
+    /// of them per agent.
+    pub filters: HashMap<String, Vec<Filter>>,
     /// Tasks the master knows (non-terminal, or terminal and not yet acknowledged).
     pub tasks: BTreeMap<String, Task>,
     pub registered_time: f64,
@@ -88,13 +93,19 @@ impl Framework {
             .any(|c| c.r#type() == framework_info::capability::Type::PartitionAware)
     }
 
-    /// The role offers are allocated to: the first of `roles`, else `*`.
-    pub fn role(&self) -> String {
-        self.info
-            .roles
-            .first()
-            .cloned()
-            .unwrap_or_else(|| "*".to_owned())
+    pub fn multi_role(&self) -> bool {
+        validation::multi_role(&self.info)
+    }
+
+    /// The role offers are allocated to: the first of `roles` for a MULTI_ROLE
+    /// framework (none when it has no roles: such a framework gets no offers, as in
+    /// Mesos), else `role` (`*` when not set).
+    pub fn role(&self) -> Option<String> {
+        if self.multi_role() {
+            self.info.roles.first().cloned()
+        } else {
+            Some(self.info.role().to_owned())
+        }
     }
 
     pub fn connected(&self) -> bool {
@@ -116,9 +127,19 @@ impl Framework {
 
     /// Whether an offer of `resources` on `agent` is filtered now.
     pub fn filtered(&self, agent: &AgentId, resources: &Resources, now: Instant) -> bool {
-        self.filters
-            .get(&agent.value)
-            .is_some_and(|f| now < f.until && f.resources.contains(resources))
+        self.filters.get(&agent.value).is_some_and(|filters| {
+            filters
+                .iter()
+                .any(|f| now < f.until && f.resources.contains(resources))
+        })
+    }
+
+    /// Forgets the filters that ended before `now` (Mesos's `expire`: no allocation).
+    pub fn expire_filters(&mut self, now: Instant) {
+        self.filters.retain(|_, filters| {
+            filters.retain(|f| now < f.until);
+            !filters.is_empty()
+        });
     }
 
     pub fn task(&self, task_id: &TaskId) -> Option<&Task> {

@@ -41,8 +41,11 @@ pub struct MasterConfig {
     pub id: String,
     /// HEARTBEAT interval (`SUBSCRIBED.heartbeat_interval_seconds`); Mesos: 15 s.
     pub heartbeat_interval: Duration,
-    /// Periodic allocation (Mesos `--allocation_interval`, 1 s); offers are also made
-    /// at once whenever resources, frameworks or filters change.
+    /// Mesos `--allocation_interval` (default 1 s): a batch allocation runs every
+    /// interval on a fixed grid from the master's start ([`Master::allocation_epoch`]);
+    /// besides, only SUBSCRIBE (a framework added or re-activated) and REVIVE allocate
+    /// at once, as in Mesos. Resources given back wait for the next tick. Zero is taken
+    /// as 1 ms.
     pub allocation_interval: Duration,
     /// HTTP framework authentication: `Some` is Mesos's `--authenticate_http_frameworks
     /// --http_framework_authenticators=basic --credentials=<file>`, so every request
@@ -210,6 +213,8 @@ pub enum MasterError {
 pub struct Master {
     addr: SocketAddr,
     id: String,
+    allocation_epoch: std::time::Instant,
+    allocation_interval: Duration,
     tx: mpsc::UnboundedSender<Command>,
     stop: watch::Sender<bool>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
@@ -278,18 +283,29 @@ impl Master {
         let info = core::master_info(&config.id, addr, &config.hostname);
         let credentials = config.credentials.clone();
         let id = config.id.clone();
+        let mut config = config;
+        if config.allocation_interval.is_zero() {
+            tracing::warn!("allocation interval 0: using 1ms");
+            config.allocation_interval = Duration::from_millis(1);
+        }
         let interval = config.allocation_interval;
         let mut state = State::new(config, info, tx.clone(), slots);
+        // The periodic allocation: a free-running grid, `epoch + k × interval`, that no
+        // call restarts (Mesos's allocator loops `after(allocation_interval)`). A tick
+        // missed because the loop was busy is skipped, not made up for.
+        let epoch = tokio::time::Instant::now();
+        let mut ticks = tokio::time::interval_at(epoch + interval, interval);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         tasks.push(tokio::spawn(async move {
-            let mut ticks = tokio::time::interval(interval);
             loop {
-                let command = tokio::select! {
-                    command = rx.recv() => command,
-                    _ = ticks.tick() => Some(Command::Allocate),
-                };
-                let Some(command) = command else { break };
-                if !state.handle(command) {
-                    break;
+                tokio::select! {
+                    command = rx.recv() => {
+                        let Some(command) = command else { break };
+                        if !state.handle(command) {
+                            break;
+                        }
+                    }
+                    _ = ticks.tick() => state.allocate(),
                 }
             }
         }));
@@ -305,6 +321,8 @@ impl Master {
         Ok(Master {
             addr,
             id,
+            allocation_epoch: epoch.into_std(),
+            allocation_interval: interval,
             tx,
             stop,
             tasks,
@@ -322,6 +340,17 @@ impl Master {
 
     pub fn id(&self) -> &str {
         &self.id
+    }
+
+    /// When the periodic allocation started: batch allocations run at
+    /// `allocation_epoch() + k × allocation_interval()`, k ≥ 1, whatever the calls.
+    pub fn allocation_epoch(&self) -> std::time::Instant {
+        self.allocation_epoch
+    }
+
+    /// The interval of the periodic allocation (as configured; zero became 1 ms).
+    pub fn allocation_interval(&self) -> Duration {
+        self.allocation_interval
     }
 
     /// The agent went away: its offers are rescinded, its tasks reported lost

@@ -2,8 +2,12 @@
 //! (`src/master/validation.cpp`: `scheduler::call::validate`, `offer::validate`,
 //! `task::validate`, `task::group::validate`).
 
+use std::collections::BTreeSet;
+
 use brine_proto::mesos::v1::scheduler::{Call, call};
-use brine_proto::mesos::v1::{ExecutorInfo, FrameworkId, TaskInfo, executor_info};
+use brine_proto::mesos::v1::{
+    ExecutorInfo, FrameworkId, FrameworkInfo, TaskInfo, executor_info, framework_info,
+};
 
 use super::resources::{self, Resources};
 
@@ -55,6 +59,182 @@ pub fn validate_call(call: &Call) -> Result<(), String> {
     }
 }
 
+/// Whether the framework has the MULTI_ROLE capability
+/// (`protobuf::frameworkHasCapability`; a capability without a type is `UNKNOWN`).
+pub fn multi_role(info: &FrameworkInfo) -> bool {
+    info.capabilities
+        .iter()
+        .any(|c| c.r#type() == framework_info::capability::Type::MultiRole)
+}
+
+/// `protobuf::framework::getRoles`: `roles` of a MULTI_ROLE framework, else `role`
+/// (`*` when not set).
+pub fn framework_roles(info: &FrameworkInfo) -> BTreeSet<String> {
+    if multi_role(info) {
+        info.roles.iter().cloned().collect()
+    } else {
+        BTreeSet::from([info.role().to_owned()])
+    }
+}
+
+/// `roles::validate` (`src/common/roles.cpp`).
+pub fn validate_role(role: &str) -> Result<(), String> {
+    if role == "*" {
+        return Ok(());
+    }
+    if role.starts_with('/') {
+        return Err(format!("Role '{role}' cannot start with a slash"));
+    }
+    if role.ends_with('/') {
+        return Err(format!("Role '{role}' cannot end with a slash"));
+    }
+    if role.contains("//") {
+        return Err(format!("Role '{role}' cannot contain two adjacent slashes"));
+    }
+    let components: Vec<&str> = role.split('/').filter(|c| !c.is_empty()).collect();
+    if components.is_empty() {
+        return Err("Role names cannot be the empty string".to_owned());
+    }
+    for component in components {
+        match component {
+            "." => return Err(format!("Role '{role}' cannot include '.' as a component")),
+            ".." => return Err(format!("Role '{role}' cannot include '..' as a component")),
+            "*" => return Err(format!("Role '{role}' cannot include '*' as a component")),
+            _ => {}
+        }
+        if component.starts_with('-') {
+            return Err(format!(
+                "Role component '{component}' is invalid because it starts with a dash"
+            ));
+        }
+        if component
+            .bytes()
+            .any(|b| matches!(b, 0x09..=0x0d | 0x20 | 0x7f))
+        {
+            return Err(format!(
+                "Role component '{component}' is invalid because it contains backspace or \
+                 whitespace"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// `validation::framework::validate` and what `Master::validateFramework` checks before
+/// the completed-framework lookup: roles (`validateRoles`), the framework id, the
+/// failover timeout. The remaining checks of `validateFramework` cannot fail here: the
+/// local master has no `--roles` whitelist and allows `root` (`--root_submissions`), and
+/// our `FrameworkInfo` has no `offer_filters`.
+#[allow(deprecated)] // `FrameworkInfo.role`: Mesos still checks it.
+pub fn validate_framework(info: &FrameworkInfo) -> Result<(), String> {
+    let multi_role = multi_role(info);
+    if multi_role && info.role.is_some() {
+        return Err(
+            "'FrameworkInfo.role' must not be set when the framework is MULTI_ROLE capable"
+                .to_owned(),
+        );
+    }
+    if !multi_role && !info.roles.is_empty() {
+        return Err(
+            "'FrameworkInfo.roles' must not be set when the framework is not MULTI_ROLE capable"
+                .to_owned(),
+        );
+    }
+    if multi_role {
+        let mut seen: Vec<&str> = Vec::new();
+        let mut duplicates: Vec<&str> = Vec::new();
+        for role in &info.roles {
+            if seen.contains(&role.as_str()) {
+                if !duplicates.contains(&role.as_str()) {
+                    duplicates.push(role);
+                }
+            } else {
+                seen.push(role);
+            }
+        }
+        if !duplicates.is_empty() {
+            return Err(format!(
+                "'FrameworkInfo.roles' contains duplicate items: {{ {} }}",
+                duplicates.join(", ")
+            ));
+        }
+        for role in &info.roles {
+            validate_role(role)
+                .map_err(|e| format!("'FrameworkInfo.roles' contains invalid role: {e}"))?;
+        }
+    } else {
+        validate_role(info.role())
+            .map_err(|e| format!("'FrameworkInfo.role' is not a valid role: {e}"))?;
+    }
+    if let Some(id) = &info.id
+        && !id.value.is_empty()
+    {
+        validate_id(&id.value)?;
+    }
+    let timeout = info.failover_timeout.unwrap_or(0.0);
+    // stout's `Duration::create`: the nanoseconds must fit in an int64 (NaN passes).
+    let nanos = timeout * 1e9;
+    if nanos > i64::MAX as f64 || nanos < i64::MIN as f64 {
+        return Err(format!(
+            "The framework failover_timeout ({}) is invalid",
+            format_double(timeout)
+        ));
+    }
+    Ok(())
+}
+
+/// `validateSuppressedRoles`, as `createAllocatorFrameworkOptions` runs it at SUBSCRIBE.
+pub fn validate_suppressed_roles(
+    info: &FrameworkInfo,
+    suppressed: &[String],
+) -> Result<(), String> {
+    let roles = framework_roles(info);
+    let invalid: BTreeSet<&str> = suppressed
+        .iter()
+        .filter(|r| !roles.contains(*r))
+        .map(String::as_str)
+        .collect();
+    if invalid.is_empty() {
+        return Ok(());
+    }
+    Err(format!(
+        "Suppressed roles {{ {} }} are not contained in the set of roles",
+        invalid.into_iter().collect::<Vec<_>>().join(", ")
+    ))
+}
+
+/// A double as C++'s `std::ostream << double` writes it (`%g`, 6 significant digits):
+/// `60`, `0.5`, `1e+10`, `inf`.
+pub fn format_double(v: f64) -> String {
+    if v.is_nan() {
+        return if v.is_sign_negative() { "-nan" } else { "nan" }.to_owned();
+    }
+    if v.is_infinite() {
+        return if v < 0.0 { "-inf" } else { "inf" }.to_owned();
+    }
+    if v == 0.0 {
+        return if v.is_sign_negative() { "-0" } else { "0" }.to_owned();
+    }
+    // The exponent after rounding to 6 significant digits decides the style.
+    let scientific = format!("{v:.5e}");
+    let (mantissa, exponent) = scientific.split_once('e').unwrap_or((&scientific, "0"));
+    let exponent: i32 = exponent.parse().unwrap_or(0);
+    let trim = |s: &str| -> String {
+        if s.contains('.') {
+            s.trim_end_matches('0').trim_end_matches('.').to_owned()
+        } else {
+            s.to_owned()
+        }
+    };
+    if !(-4..6).contains(&exponent) {
+        let sign = if exponent < 0 { '-' } else { '+' };
+        format!("{}e{sign}{:02}", trim(mantissa), exponent.abs())
+    } else {
+        let decimals = usize::try_from(5 - exponent).unwrap_or(0);
+        trim(&format!("{v:.decimals$}"))
+    }
+}
+
 /// What task validation needs to know about the framework and the agent.
 pub struct TaskContext<'a> {
     pub framework_id: &'a FrameworkId,
@@ -65,9 +245,10 @@ pub struct TaskContext<'a> {
     pub running_executor: &'a dyn Fn(&str) -> Option<ExecutorInfo>,
 }
 
-/// `task::internal::validateTask`: id, uniqueness, agent id.
-fn validate_task_fields(task: &TaskInfo, ctx: &TaskContext<'_>) -> Result<(), String> {
-    let id = &task.task_id.value;
+/// `common::validation::validateID` (task, executor, framework and agent ids): not
+/// empty, at most `NAME_MAX` (255) bytes, not `.` or `..`, no control character
+/// (`iscntrl` of each byte in the C locale) and no `/` or `\\`.
+pub fn validate_id(id: &str) -> Result<(), String> {
     if id.is_empty() {
         return Err("ID must not be empty".to_owned());
     }
@@ -75,14 +256,21 @@ fn validate_task_fields(task: &TaskInfo, ctx: &TaskContext<'_>) -> Result<(), St
         return Err("ID must not be greater than 255 characters".to_owned());
     }
     if id == "." || id == ".." {
-        return Err("'.' and '..' are reserved".to_owned());
+        return Err(format!("'{id}' is disallowed"));
     }
     if id
-        .chars()
-        .any(|c| c == '/' || c == '\\' || c.is_control() || c.is_whitespace())
+        .bytes()
+        .any(|b| b < 0x20 || b == 0x7f || b == b'/' || b == b'\\')
     {
         return Err(format!("'{id}' contains invalid characters"));
     }
+    Ok(())
+}
+
+/// `task::internal::validateTask`: id, uniqueness, agent id.
+fn validate_task_fields(task: &TaskInfo, ctx: &TaskContext<'_>) -> Result<(), String> {
+    let id = &task.task_id.value;
+    validate_id(id)?;
     if (ctx.task_exists)(id) {
         return Err(format!("Task has duplicate ID: {id}"));
     }
@@ -226,4 +414,121 @@ fn with_allocation(
             r
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use brine_proto::mesos::v1::framework_info::{Capability, capability};
+
+    fn multi_role_info(roles: &[&str]) -> FrameworkInfo {
+        FrameworkInfo {
+            user: "root".into(),
+            name: "t".into(),
+            roles: roles.iter().map(|r| (*r).to_owned()).collect(),
+            capabilities: vec![Capability {
+                r#type: Some(capability::Type::MultiRole as i32),
+            }],
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn doubles_print_as_cpp_streams_them() {
+        for (v, text) in [
+            (60.0, "60"),
+            (0.5, "0.5"),
+            (-1.0, "-1"),
+            (1e10, "1e+10"),
+            (9.3e9, "9.3e+09"),
+            (-1e300, "-1e+300"),
+            (123456.0, "123456"),
+            (1234567.0, "1.23457e+06"),
+            (0.0001, "0.0001"),
+            (0.00001, "1e-05"),
+            (f64::INFINITY, "inf"),
+            (f64::NEG_INFINITY, "-inf"),
+        ] {
+            assert_eq!(format_double(v), text, "{v}");
+        }
+    }
+
+    #[test]
+    fn roles_as_mesos_validates_them() {
+        for role in ["*", "a", "a/b", "dev-1", "a.b"] {
+            assert_eq!(validate_role(role), Ok(()), "{role}");
+        }
+        for (role, error) in [
+            ("", "Role names cannot be the empty string"),
+            ("/a", "Role '/a' cannot start with a slash"),
+            ("a/", "Role 'a/' cannot end with a slash"),
+            ("a//b", "Role 'a//b' cannot contain two adjacent slashes"),
+            ("a/./b", "Role 'a/./b' cannot include '.' as a component"),
+            ("..", "Role '..' cannot include '..' as a component"),
+            ("a/*", "Role 'a/*' cannot include '*' as a component"),
+            (
+                "-a",
+                "Role component '-a' is invalid because it starts with a dash",
+            ),
+            (
+                "a b",
+                "Role component 'a b' is invalid because it contains backspace or whitespace",
+            ),
+        ] {
+            assert_eq!(validate_role(role), Err(error.to_owned()), "{role:?}");
+        }
+    }
+
+    #[test]
+    #[allow(deprecated)] // `FrameworkInfo.role`
+    fn framework_info_checks_in_mesos_order() {
+        assert_eq!(validate_framework(&multi_role_info(&["*"])), Ok(()));
+        assert_eq!(
+            validate_framework(&multi_role_info(&["b", "a", "b", "a", "b"])),
+            Err("'FrameworkInfo.roles' contains duplicate items: { b, a }".to_owned())
+        );
+        let mut info = multi_role_info(&["*"]);
+        info.failover_timeout = Some(1e10);
+        assert_eq!(
+            validate_framework(&info),
+            Err("The framework failover_timeout (1e+10) is invalid".to_owned())
+        );
+        info.failover_timeout = Some(9e9);
+        assert_eq!(validate_framework(&info), Ok(()));
+        info.failover_timeout = Some(f64::NAN);
+        assert_eq!(validate_framework(&info), Ok(()));
+        info.id = Some(FrameworkId { value: "..".into() });
+        assert_eq!(
+            validate_framework(&info),
+            Err("'..' is disallowed".to_owned())
+        );
+        info.id = Some(FrameworkId {
+            value: "a/b".into(),
+        });
+        assert_eq!(
+            validate_framework(&info),
+            Err("'a/b' contains invalid characters".to_owned())
+        );
+        let plain = FrameworkInfo {
+            user: "root".into(),
+            name: "t".into(),
+            role: Some("/x".into()),
+            ..Default::default()
+        };
+        assert_eq!(
+            validate_framework(&plain),
+            Err(
+                "'FrameworkInfo.role' is not a valid role: Role '/x' cannot start with a slash"
+                    .to_owned()
+            )
+        );
+        assert_eq!(
+            validate_suppressed_roles(
+                &multi_role_info(&["a"]),
+                &["b".into(), "a".into(), "*".into()]
+            ),
+            Err("Suppressed roles { *, b } are not contained in the set of roles".to_owned())
+        );
+        assert_eq!(validate_suppressed_roles(&plain, &["/x".into()]), Ok(()));
+    }
 }

@@ -2,6 +2,8 @@
 //! real HTTP, and bounded waits for events.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+pub mod scheduler;
+
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -23,7 +25,7 @@ pub fn fixtures() -> PathBuf {
     std::env::var_os("BRINE_MESOS_FIXTURES")
         .map(PathBuf::from)
         .unwrap_or_else(|| {
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures/mesos-1.12")
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/mesos-1.12")
         })
 }
 

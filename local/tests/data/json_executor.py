@@ -2,10 +2,11 @@
 """A v1 HTTP executor in JSON using only the standard library (for the master tests).
 
 On LAUNCH it reports TASK_RUNNING; tasks whose id contains "long" then run until
-KILL (TASK_KILLED), others finish at once (TASK_FINISHED). A scheduler MESSAGE is
-echoed back as an executor MESSAGE. SHUTDOWN kills what runs and exits 0.
+KILL (TASK_KILLED), tasks whose data is the JSON {"sleep": <seconds>} finish
+(TASK_FINISHED) that long after, others finish at once (TASK_FINISHED). A scheduler
+MESSAGE is echoed back as an executor MESSAGE. SHUTDOWN kills what runs and exits 0.
 """
-import base64, http.client, json, os, sys, uuid
+import base64, http.client, json, os, sys, threading, uuid
 
 host, port = os.environ["MESOS_AGENT_ENDPOINT"].rsplit(":", 1)
 fid = os.environ["MESOS_FRAMEWORK_ID"]
@@ -19,6 +20,19 @@ def call(body):
     r = c.getresponse()
     r.read()
     c.close()
+
+
+def sleep_of(task):
+    try:
+        return float(json.loads(base64.b64decode(task.get("data", "")))["sleep"])
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
+def finish_later(tid):
+    if tid in running:
+        running.discard(tid)
+        update(tid, "TASK_FINISHED")
 
 
 def update(task_id, state):
@@ -51,10 +65,17 @@ while True:
         event = json.loads(record)
         kind = event.get("type")
         if kind == "LAUNCH":
-            tid = event["launch"]["task"]["task_id"]["value"]
+            task = event["launch"]["task"]
+            tid = task["task_id"]["value"]
             update(tid, "TASK_RUNNING")
+            sleep = sleep_of(task)
             if "long" in tid:
                 running.add(tid)
+            elif sleep is not None:
+                running.add(tid)
+                timer = threading.Timer(sleep, finish_later, [tid])
+                timer.daemon = True
+                timer.start()
             else:
                 update(tid, "TASK_FINISHED")
         elif kind == "KILL":
