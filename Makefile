@@ -9,7 +9,7 @@ EXAMPLES     := example-hello example-sum example-wordcount example-pi example-e
 
 export BRINE_EXAMPLES_DIR := $(EXAMPLES_DIR)
 
-.PHONY: all build examples test demo bench bench-quick bench-font bench-runtime fmt lint setup zookeeper
+.PHONY: all build examples test test-mesos test-mesos-protos demo bench bench-quick bench-font bench-runtime fmt lint setup zookeeper
 
 all: build
 
@@ -35,9 +35,33 @@ zookeeper:
 	fi
 
 ## test: every test of every crate (the examples are built first: tests run them)
+## and, when run as root (as CI is), the cgroup tests (test-cgroups)
 test: examples zookeeper
 	$(CARGO) test --workspace --all-targets --no-fail-fast
 	$(CARGO) test --workspace --doc
+	@if [ "$$(id -u)" -eq 0 ]; then $(MAKE) --no-print-directory test-cgroups; \
+	else echo "not root: the cgroup tests were left out (ignored); as root: make test-cgroups"; fi
+
+## test-cgroups: the tests that need root and the cgroup cpu and memory controllers,
+## #[ignore]d in a plain `cargo test`; `make test` runs them when run as root
+.PHONY: test-cgroups
+test-cgroups: examples
+	$(CARGO) build -p brine-executor
+	$(CARGO) test -p brine-local --test cgroups -- --ignored
+	$(CARGO) test -p brine-tests --test executor_agent -- --ignored cgroup
+
+## test-mesos: the tests that need a real Apache Mesos master (MASTER=http://host:5050
+## or zk://host:2181/mesos), ignored by `make test` because there is none here
+test-mesos: examples
+	@test -n "$(MASTER)" || { echo "usage: make test-mesos MASTER=http://host:5050"; exit 2; }
+	$(CARGO) build -p brine-executor
+	BRINE_TEST_MESOS_MASTER=$(MASTER) $(CARGO) test -p brine-scheduler --test mesos -- --ignored --nocapture
+
+## test-mesos-protos: our .proto subset checked field by field against Mesos's own
+## (MESOS_PROTO_DIR=<mesos checkout>/include), ignored by `make test`: they are not here
+test-mesos-protos:
+	@test -n "$(MESOS_PROTO_DIR)" || { echo "usage: make test-mesos-protos MESOS_PROTO_DIR=<mesos>/include"; exit 2; }
+	MESOS_PROTO_DIR=$(MESOS_PROTO_DIR) $(CARGO) test -p brine-proto --test mesos_subset -- --ignored
 
 ## demo: the main job: the example tasks on a local two-agent cluster, through the
 ## scheduler library (scheduler/examples/demo/). The runtime alone, without a cluster:

@@ -226,7 +226,11 @@ fn failing(task: &str) -> TaskRun {
 
 #[test]
 fn loop_forever_is_killed_from_another_thread() {
-    let task = failing("loop_forever");
+    // The deadline only stops the task if the kill does not (and then the test fails).
+    let task = TaskRun {
+        deadline: Some(BOUND),
+        ..failing("loop_forever")
+    };
     let (kill, progress) = (task.kill.clone(), task.progress.clone());
     std::thread::scope(|scope| {
         // Inside the scope: a failed assertion kills the task before the scope joins it.
@@ -236,14 +240,8 @@ fn loop_forever_is_killed_from_another_thread() {
             progress.wait_started(Duration::from_secs(120)),
             "never started"
         );
-        let killed_at = Instant::now();
         kill.kill();
         assert_failure(&running.join().unwrap(), ErrorKind::Killed, "killed");
-        assert!(
-            killed_at.elapsed() < Duration::from_secs(2),
-            "{:?}",
-            killed_at.elapsed()
-        );
     });
     assert_healthy();
 }

@@ -5,8 +5,7 @@
 //! and the example modules (`make examples`, or `BRINE_EXAMPLES_DIR`).
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
 
-use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use brine_proto::mesos::v1::task_status::{Reason, Source};
 use brine_proto::mesos::v1::{ExecutorInfo, TaskState};
@@ -15,8 +14,8 @@ use brine_proto::payload::{
     SchedulerMessage, TaskOutcome,
 };
 use brine_tests::{
-    Harness, HarnessOptions, config, example, executor_info, executor_info_with_data, outcome,
-    proc_status_kib, result, rss_kib, spec, task, task_with_data,
+    Harness, HarnessOptions, WAIT, config, example, executor_info, executor_info_with_data,
+    init_tracing, outcome, result, spec, task, task_with_data,
 };
 use bytes::Bytes;
 
@@ -503,7 +502,7 @@ async fn a_missing_dataset_fails_tasks_clearly() {
     assert_eq!(h.pid("nodata"), pid, "the executor kept serving");
 }
 
-/// KILL of a looping task ends it with TASK_KILLED quickly.
+/// KILL of a task that never ends by itself ends it with TASK_KILLED.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_stops_a_looping_task() {
     let h = Harness::start(HarnessOptions::default()).await;
@@ -512,17 +511,14 @@ async fn kill_stops_a_looping_task() {
     let looping = spec(warm_failures(&h, &exec, 0.5).await, "loop_forever", "");
     h.launch(&exec, task("loop", &looping, 0.5, 64.0)).await;
     h.status("loop", TaskState::TaskRunning).await;
-    let asked = Instant::now();
     h.kill("loop").await;
-    let status = h.terminal_within("loop", Duration::from_secs(2)).await;
-    let took = asked.elapsed();
+    let status = h.terminal("loop").await;
     assert_eq!(status.state(), TaskState::TaskKilled);
     assert_eq!(failure_kind(&status), ErrorKind::Killed);
-    println!("KILL → TASK_KILLED in {took:?}");
 }
 
 /// SHUTDOWN with tasks running: TASK_KILLED for each, and the executor exits (0)
-/// within the grace period.
+/// within the grace period: by itself, before the agent's SIGKILL at its end.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_kills_every_task_and_exits_in_time() {
     let grace = Duration::from_secs(5);
@@ -554,7 +550,6 @@ async fn shutdown_kills_every_task_and_exits_in_time() {
     .await;
     h.status("a", TaskState::TaskRunning).await;
     h.status("b", TaskState::TaskRunning).await;
-    let asked = Instant::now();
     h.agent
         .shutdown_executor(&h.framework_id(), &exec.executor_id)
         .await
@@ -569,11 +564,10 @@ async fn shutdown_kills_every_task_and_exits_in_time() {
         );
         assert_eq!(status.source(), Source::Executor);
     }
-    let exit = h.terminated("shut", grace + Duration::from_secs(2)).await;
-    let took = asked.elapsed();
+    // The agent SIGKILLs an executor still there when the grace period ends (its wait
+    // status is then 9): 0 means it left by itself, in time.
+    let exit = h.terminated("shut", WAIT).await;
     assert_eq!(exit, Some(0), "exited by itself, not SIGKILLed");
-    assert!(took < grace, "gone after {took:?}");
-    println!("SHUTDOWN → executor gone in {took:?}");
 }
 
 /// With checkpointing, a dropped connection is survived: the executor re-subscribes
@@ -688,18 +682,33 @@ async fn a_sigkilled_executor_has_its_tasks_reported_terminal() {
     }
 }
 
-/// Heartbeats come at the configured interval and carry `pi`'s progress.
+/// Heartbeats follow each executor's configured interval and carry `pi`'s progress.
+///
+/// No clock is read: the executors' own heartbeat counts are compared. An executor with
+/// a one-hour interval sends its first heartbeat (at SUBSCRIBED) and no other while one
+/// with a 100 ms interval, started after it, sends 25.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn heartbeats_arrive_at_the_interval_with_progress() {
+async fn heartbeats_follow_the_interval_and_carry_progress() {
     let h = Harness::start(HarnessOptions::default()).await;
-    let interval = Duration::from_millis(100);
-    let exec = executor_info("beats", &config(interval), &[]);
+    let sum = ModuleRef::inline(example("sum"));
+    let rare = executor_info("rare", &config(Duration::from_secs(3600)), &[]);
+    let done = h
+        .run(
+            &rare,
+            task("rare-sum", &spec(sum, "sum", r#""1 2""#), 0.5, 64.0),
+        )
+        .await;
+    assert_eq!(done.state(), TaskState::TaskFinished, "{}", done.message());
+    let first = h.heartbeat("rare", WAIT, |_| true).await;
+    assert_eq!(first.seq, 1);
+
+    let exec = executor_info("beats", &config(Duration::from_millis(100)), &[]);
     let pi = ModuleRef::inline(example("pi"));
     let args = r#"{"samples": 60000000, "seed": 1}"#;
     h.launch(&exec, task("pi", &spec(pi, "pi", args), 1.0, 64.0))
         .await;
     let beat = h
-        .heartbeat("beats", Duration::from_secs(30), |b| {
+        .heartbeat("beats", WAIT, |b| {
             b.running
                 .iter()
                 .any(|r| r.task_id == "pi" && r.progress.is_some_and(|p| p > 0.0 && p < 1.0))
@@ -709,34 +718,33 @@ async fn heartbeats_arrive_at_the_interval_with_progress() {
     assert!((beat.allocation.cpus - 1.1).abs() < 1e-9);
     assert!((beat.allocation.mem_mb - 96.0).abs() < 1e-9);
     let done = h.terminal("pi").await;
-    assert_eq!(done.state(), TaskState::TaskFinished);
+    assert_eq!(done.state(), TaskState::TaskFinished, "{}", done.message());
+    // The executor's 25th heartbeat, 24 of its intervals after its first (sequence
+    // numbers count heartbeats sent, even when a backlog is collapsed to the newest).
+    h.heartbeat("beats", WAIT, |b| b.seq >= 25).await;
 
     let log = h.log();
-    let beats: Vec<(Instant, u64)> = log
-        .heartbeats
-        .iter()
-        .filter(|(_, id, _)| id == "beats")
-        .map(|(at, _, b)| (*at, b.seq))
-        .collect();
-    assert!(beats.len() >= 5, "{} heartbeats", beats.len());
-    assert!(
-        beats.windows(2).all(|w| w[1].1 == w[0].1 + 1),
-        "sequence numbers"
+    let seqs = |executor: &str| -> Vec<u64> {
+        log.heartbeats
+            .iter()
+            .filter(|(_, id, _)| id == executor)
+            .map(|(_, _, b)| b.seq)
+            .collect()
+    };
+    assert_eq!(
+        seqs("rare"),
+        [1],
+        "an executor with a one-hour interval beat again"
     );
-    let mut gaps: Vec<Duration> = beats.windows(2).map(|w| w[1].0 - w[0].0).collect();
-    gaps.sort();
-    let median = gaps[gaps.len() / 2];
-    println!(
-        "heartbeat gaps: median {median:?} over {} beats",
-        beats.len()
-    );
+    let beats = seqs("beats");
     assert!(
-        median >= interval / 2 && median <= interval * 2,
-        "median gap {median:?} for an interval of {interval:?}"
+        beats.windows(2).all(|w| w[1] > w[0]),
+        "sequence numbers only grow: {beats:?}"
     );
     let progress: Vec<f64> = log
         .heartbeats
         .iter()
+        .filter(|(_, id, _)| id == "beats")
         .flat_map(|(_, _, b)| b.running.iter().filter_map(|r| r.progress))
         .collect();
     assert!(
@@ -798,7 +806,8 @@ async fn control_messages_prefetch_evict_and_drain() {
     assert_eq!(h.terminated("ctl", Duration::from_secs(10)).await, Some(0));
 }
 
-/// An executor with nothing to do for longer than its idle timeout leaves by itself.
+/// An executor with nothing to do for longer than its idle timeout leaves by itself;
+/// time spent running a task is not idle time.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_idle_executor_shuts_itself_down() {
     let h = Harness::start(HarnessOptions::default()).await;
@@ -807,28 +816,37 @@ async fn an_idle_executor_shuts_itself_down() {
         ..config(BEAT)
     };
     let exec = executor_info("idle", &cfg, &[]);
-    let sum = ModuleRef::inline(example("sum"));
+    // Busy for three idle timeouts (the guest's own clock): an executor that counted
+    // them from its start rather than from its last task would kill this task.
+    let failures = ModuleRef::inline(example("failures"));
     let done = h
-        .run(&exec, task("only", &spec(sum, "sum", r#""1""#), 0.5, 64.0))
+        .run(
+            &exec,
+            task("busy", &spec(failures, "spin", "1500"), 0.5, 64.0),
+        )
         .await;
-    let finished_at = Instant::now();
-    assert_eq!(done.state(), TaskState::TaskFinished);
-    assert_eq!(h.terminated("idle", Duration::from_secs(10)).await, Some(0));
-    assert!(finished_at.elapsed() >= Duration::from_millis(300));
+    assert_eq!(done.state(), TaskState::TaskFinished, "{}", done.message());
+    assert_eq!(h.terminated("idle", WAIT).await, Some(0));
 }
 
-/// Where cgroups work, the executor's memory limit follows its tasks.
+/// The executor's cgroup memory limit follows its tasks. Needs root and the cgroup cpu
+/// and memory controllers: `make test` runs it (through `make test-cgroups`) when run
+/// as root, as CI is.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_memory_limit_rises_and_falls_with_tasks() {
+#[ignore = "needs root and writable cgroup cpu and memory controllers: `sudo make test-cgroups` (`make test` runs it as root)"]
+async fn cgroup_memory_limit_rises_and_falls_with_tasks() {
+    init_tracing();
     let h = Harness::start(HarnessOptions {
         cgroups: true,
         ..HarnessOptions::default()
     })
     .await;
-    if !h.agent.cgroups_enabled() {
-        println!("SKIPPED: cgroups are not available or not writable here (see the agent log)");
-        return;
-    }
+    assert!(
+        h.agent.cgroups_enabled(),
+        "cgroups are not available or not writable here (the agent's warning says why; \
+         BRINE_TEST_LOG=warn shows it): this test needs root and the cpu and memory \
+         controllers"
+    );
     let exec = executor_info("cg", &config(BEAT), &[]);
     let failures = ModuleRef::inline(example("failures"));
     h.launch(
@@ -860,142 +878,4 @@ async fn the_memory_limit_rises_and_falls_with_tasks() {
         (read() == 32 << 20).then_some(())
     })
     .await;
-}
-
-fn median(mut v: Vec<Duration>) -> Duration {
-    v.sort();
-    v[v.len() / 2]
-}
-
-/// Measurement: LAUNCH written by the agent → TASK_FINISHED read back, warm `sum`.
-/// `cargo test -p brine-tests --test executor_agent -- --ignored --nocapture measure`
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "a measurement; run with --ignored --nocapture"]
-async fn measure_warm_sum_latency() {
-    let h = Harness::start(HarnessOptions::default()).await;
-    let exec = executor_info("lat", &config(Duration::from_secs(5)), &[]);
-    let sum = ModuleRef::inline(example("sum"));
-    h.run(
-        &exec,
-        task("warm", &spec(sum.clone(), "sum", r#""1 2 3""#), 0.5, 64.0),
-    )
-    .await;
-    let by_hash = spec(ModuleRef::by_hash(sum.hash), "sum", r#""1 2 3""#);
-    let mut times = Vec::new();
-    for i in 0..300 {
-        let id = format!("t{i}");
-        let info = task(&id, &by_hash, 0.5, 64.0);
-        let start = Instant::now();
-        h.launch(&exec, info).await;
-        let done = h.terminal(&id).await;
-        let arrived = h
-            .log()
-            .statuses
-            .iter()
-            .find(|(_, s)| s.task_id.value == id && s.state() == TaskState::TaskFinished)
-            .map(|(at, _)| *at)
-            .unwrap();
-        assert_eq!(done.state(), TaskState::TaskFinished);
-        times.push(arrived - start);
-    }
-    let mut sorted = times.clone();
-    sorted.sort();
-    println!(
-        "warm sum, LAUNCH → TASK_FINISHED over {} tasks: median {:?}, p10 {:?}, p90 {:?}, max {:?}",
-        sorted.len(),
-        median(times),
-        sorted[sorted.len() / 10],
-        sorted[sorted.len() * 9 / 10],
-        sorted[sorted.len() - 1]
-    );
-}
-
-/// Measurement: the executor's resident memory with and without a 256 MiB dataset read
-/// by 4 concurrent `wordcount` tasks.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "a measurement; run with --ignored --nocapture"]
-async fn measure_resident_memory_with_a_shared_dataset() {
-    let data_dir = tempfile::tempdir().unwrap();
-    let path = data_dir.path().join("big.txt");
-    {
-        use std::io::Write;
-        let mut f = std::io::BufWriter::new(std::fs::File::create(&path).unwrap());
-        let line = b"lorem ipsum dolor sit amet consectetur adipiscing elit sed do\n";
-        let mut written = 0usize;
-        while written < 256 << 20 {
-            f.write_all(line).unwrap();
-            written += line.len();
-        }
-    }
-    let len = std::fs::metadata(&path).unwrap().len();
-    for with_dataset in [false, true] {
-        let h = Harness::start(HarnessOptions::default()).await;
-        let cfg = ExecutorConfig {
-            dataset: with_dataset.then(|| DatasetRef {
-                path: "big.txt".into(),
-            }),
-            ..config(Duration::from_millis(50))
-        };
-        let uris: Vec<&Path> = if with_dataset {
-            vec![path.as_path()]
-        } else {
-            vec![]
-        };
-        let exec = executor_info("rss", &cfg, &uris);
-        let wc = ModuleRef::inline(example("wordcount"));
-        let sum = ModuleRef::inline(example("sum"));
-        h.run(&exec, task("warm", &spec(sum, "sum", r#""1""#), 0.5, 64.0))
-            .await;
-        let pid = h.pid("rss");
-        let idle = rss_kib(pid).unwrap();
-        let ids: Vec<String> = (0..4).map(|i| format!("wc{i}")).collect();
-        for (i, id) in ids.iter().enumerate() {
-            let quarter = len / 4;
-            let args = format!(
-                r#"{{"offset": {}, "len": {}}}"#,
-                quarter * i as u64,
-                quarter
-            );
-            // Read the whole dataset: each task a quarter, all four at once.
-            h.launch(
-                &exec,
-                task(id, &spec(wc.clone(), "wordcount", &args), 1.0, 128.0),
-            )
-            .await;
-        }
-        // Sample VmRSS every 10 ms while the tasks run (a sampling clock, not a wait
-        // for an event), for at most 60 s.
-        let mut peak = idle;
-        let mut peak_anon = 0;
-        let mut peak_file = 0;
-        let mut ticks = tokio::time::interval(Duration::from_millis(10));
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while !ids.iter().all(|id| h.log().terminal_of(id).is_some()) {
-            assert!(Instant::now() < deadline, "wordcount tasks did not finish");
-            peak = peak.max(rss_kib(pid).unwrap_or(0));
-            peak_anon = peak_anon.max(proc_status_kib(pid, "RssAnon").unwrap_or(0));
-            peak_file = peak_file.max(proc_status_kib(pid, "RssFile").unwrap_or(0));
-            ticks.tick().await;
-        }
-        let after = rss_kib(pid).unwrap();
-        for id in &ids {
-            let status = h.terminal(id).await;
-            assert_eq!(
-                status.state(),
-                TaskState::TaskFinished,
-                "{}",
-                status.message()
-            );
-        }
-        println!(
-            "executor VmRSS, dataset {}: idle {} MiB, peak while 4 wordcount tasks ran {} MiB \
-             (peak RssAnon {} MiB, peak RssFile {} MiB), after {} MiB",
-            if with_dataset { "256 MiB" } else { "none" },
-            idle / 1024,
-            peak / 1024,
-            peak_anon / 1024,
-            peak_file / 1024,
-            after / 1024
-        );
-    }
 }

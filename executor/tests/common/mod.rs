@@ -88,6 +88,25 @@ pub fn assert_failure(failure: &TaskFailure, kind: ErrorKind, needle: &str) {
 /// The example modules, found as every other test finds them.
 pub use brine_tests::example;
 
+/// The bound on waiting for a task that something (a kill, a deadline) should end: the
+/// test fails past it. A bound on a wait, not a timing target (debug builds on a loaded
+/// 2-core machine).
+pub use brine_tests::BOUND;
+
+/// What the thread running a task sends on `rx` when the task ends, awaited for at most
+/// [`BOUND`]; past that, or if that thread panicked, the test fails naming `what`.
+pub fn end_within<T>(rx: &std::sync::mpsc::Receiver<T>, what: &str) -> T {
+    match rx.recv_timeout(BOUND) {
+        Ok(end) => end,
+        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+            panic!("{what}: still running after {BOUND:?}")
+        }
+        Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+            panic!("{what}: the thread running it panicked")
+        }
+    }
+}
+
 /// Kills a task when dropped, so a failed assertion in a test never leaves a spinning
 /// task behind (which would hang the thread scope waiting for it).
 pub struct KillOnDrop(pub brine_executor::runtime::KillSwitch);

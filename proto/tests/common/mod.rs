@@ -18,7 +18,9 @@ pub const FIXTURES_ENV: &str = "BRINE_MESOS_FIXTURES";
 pub fn fixtures_dir() -> PathBuf {
     let dir = std::env::var_os(FIXTURES_ENV)
         .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/mesos-1.12"));
+        .unwrap_or_else(|| {
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/mesos-1.12")
+        });
     assert!(
         dir.join("README.md").is_file(),
         "Mesos 1.12 fixtures not found at {} (set {FIXTURES_ENV} to override)",
