@@ -1,13 +1,17 @@
 //! Part 5, end to end: `brine_scheduler::Cluster` against a master (an in-process
 //! `local:N` cluster, or `--master URL`), `sum` closures submitted and their typed
-//! results awaited — one at a time (latency) and as a batch with bounded in-flight
-//! work through `Cluster::map` (throughput).
+//! results awaited — one at a time (latency, a lease held), the first closure of an
+//! idle framework (no lease held: REVIVE, offer, lease launch, lane), as a batch with
+//! bounded in-flight work through `Cluster::map` (throughput), a long `map` with its
+//! peak memory, and the same batch with one Mesos task per closure (what every closure
+//! cost before leases, and what it costs on Apache Mesos: its allocator re-offers
+//! freed resources only at its tick).
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
 use brine_executor::runtime::monotonic_ns;
-use brine_scheduler::{Cluster, ClusterConfig, Module};
+use brine_scheduler::{Cluster, ClusterConfig, Dispatch, Module};
 use futures::StreamExt;
 use serde::Serialize;
 
@@ -27,8 +31,29 @@ pub struct EndToEnd {
     /// `local:1`, `local:2` or the master's URL.
     pub master: String,
     pub latency: Series,
+    /// The first closure after the framework gave back every lease.
+    pub first_closure: Series,
     pub batches: Vec<Batch>,
+    /// The long `map` (only where the plan asks for it).
+    pub memory: Option<MapMemory>,
 }
+
+/// Peak memory around one long `map`.
+#[derive(Debug, Clone, Serialize)]
+pub struct MapMemory {
+    pub master: String,
+    pub closures: usize,
+    pub seconds: f64,
+    /// This process's peak resident set (VmHWM): the scheduler, and for `local:N`
+    /// the in-process master and agents too.
+    pub scheduler_peak_kib: Option<u64>,
+    /// Each executor's peak resident set (VmHWM), for `local:N`.
+    pub executor_peak_kib: Vec<u64>,
+}
+
+/// How long a lease may idle in the bench before it goes back (short, so that the
+/// idle-framework measurement does not wait long).
+const LEASE_IDLE: Duration = Duration::from_millis(300);
 
 pub async fn measure(
     ctx: &Context,
@@ -38,6 +63,7 @@ pub async fn measure(
 ) -> anyhow::Result<EndToEnd> {
     let mut config = ClusterConfig {
         max_in_flight: plan.e2e_in_flight,
+        lease_idle_timeout: LEASE_IDLE,
         ..ClusterConfig::default()
     };
     if let Some(cpus) = task_cpus {
@@ -66,7 +92,13 @@ async fn run(
             &format!("end to end on {master}: one closure at a time"),
             "`submit` called → typed result returned by the awaited handle",
         ),
+        first_closure: Series::new(
+            &format!("e2e.{master}.first_closure"),
+            &format!("end to end on {master}: first closure, no lease held"),
+            "`submit` called with every lease given back → typed result returned",
+        ),
         batches: Vec::new(),
+        memory: None,
     };
     // Warm-up: executors started, the module compiled and known to be held.
     for _ in 0..plan.e2e_warmup {
@@ -85,6 +117,16 @@ async fn run(
             ctx.progress.inc(1);
         }
     }
+    e2e.first_closure.start_round();
+    for _ in 0..plan.first_closure_iters {
+        idle(cluster).await?;
+        let start = monotonic_ns();
+        let result = cluster.submit::<String, i64>(&module, "sum", &args).await;
+        let end = monotonic_ns();
+        expect_six(result)?;
+        e2e.first_closure.record(end.saturating_sub(start));
+        ctx.progress.inc(1);
+    }
     for _ in 0..plan.batch_rounds {
         let seconds = batch(cluster, &module, plan.e2e_batch).await?;
         ctx.progress.inc(1);
@@ -95,7 +137,79 @@ async fn run(
             per_second: plan.e2e_batch as f64 / seconds,
         });
     }
+    if plan.memory_closures > 0 && master == "local:2" {
+        let seconds = batch(cluster, &module, plan.memory_closures).await?;
+        ctx.progress.inc(1);
+        let executor_peak_kib = cluster
+            .local()
+            .map(|local| {
+                local
+                    .agents()
+                    .iter()
+                    .flat_map(|a| a.executors())
+                    .filter_map(|e| e.pid)
+                    .filter_map(|pid| brine_tests::proc_status_kib(pid, "VmHWM"))
+                    .collect()
+            })
+            .unwrap_or_default();
+        e2e.memory = Some(MapMemory {
+            master: master.to_owned(),
+            closures: plan.memory_closures,
+            seconds,
+            scheduler_peak_kib: brine_tests::proc_status_kib(std::process::id(), "VmHWM"),
+            executor_peak_kib,
+        });
+    }
     Ok(e2e)
+}
+
+/// Waits until the framework holds no lease (they go back after [`LEASE_IDLE`]).
+async fn idle(cluster: &Cluster) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let status = cluster
+            .status()
+            .await
+            .context("the scheduler stopped")?;
+        if status.executors.iter().all(|e| e.leases == 0) {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            bail!("leases still held after 60 s idle: {status:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// The batch with one Mesos task per closure, on a cluster of its own.
+pub async fn task_per_closure(
+    plan: &Plan,
+    ctx: &Context,
+    master: &str,
+    task_cpus: Option<f64>,
+) -> anyhow::Result<Batch> {
+    let mut config = ClusterConfig {
+        dispatch: Dispatch::TaskPerClosure,
+        max_in_flight: plan.e2e_in_flight,
+        ..ClusterConfig::default()
+    };
+    if let Some(cpus) = task_cpus {
+        config.task_cpus = cpus;
+    }
+    let cluster = Cluster::connect_with(master, config)
+        .await
+        .with_context(|| format!("cannot connect to {master}"))?;
+    let module = Module::from_bytes(ctx.artifacts.example("sum")?);
+    let outcome = batch(&cluster, &module, plan.task_batch).await;
+    cluster.shutdown().await;
+    ctx.progress.inc(1);
+    let seconds = outcome?;
+    Ok(Batch {
+        closures: plan.task_batch,
+        in_flight: plan.e2e_in_flight,
+        seconds,
+        per_second: plan.task_batch as f64 / seconds,
+    })
 }
 
 /// Runs `n` closures through `Cluster::map`; returns the seconds it took.

@@ -93,6 +93,12 @@ pub struct Plan {
     pub e2e_batch: usize,
     pub e2e_in_flight: usize,
     pub batch_rounds: usize,
+    /// First closures of an idle framework (each after its leases went back).
+    pub first_closure_iters: usize,
+    /// The long `map` whose peak memory is reported (0: none).
+    pub memory_closures: usize,
+    /// The batch run with one Mesos task per closure.
+    pub task_batch: usize,
     pub dataset_bytes: u64,
     pub dataset_tasks: usize,
 }
@@ -115,6 +121,9 @@ impl Plan {
             e2e_batch: 1000,
             e2e_in_flight: 64,
             batch_rounds: 2,
+            first_closure_iters: 2,
+            memory_closures: 0,
+            task_batch: 20,
             dataset_bytes: 64 << 20,
             dataset_tasks: 8,
         }
@@ -137,6 +146,9 @@ impl Plan {
             e2e_batch: 10_000,
             e2e_in_flight: 256,
             batch_rounds: 5,
+            first_closure_iters: 10,
+            memory_closures: 100_000,
+            task_batch: 200,
             dataset_bytes: 1 << 30,
             dataset_tasks: 8,
         }
@@ -153,7 +165,14 @@ impl Plan {
                     r * (self.warm_iters + self.cold_module_iters + 2 * self.cold_process_iters)
                 }
                 Part::Native => r * self.native_iters,
-                Part::E2e => clusters * (r * self.e2e_latency_iters + self.batch_rounds),
+                Part::E2e => {
+                    clusters
+                        * (r * self.e2e_latency_iters
+                            + self.batch_rounds
+                            + self.first_closure_iters
+                            + 1)
+                        + usize::from(self.memory_closures > 0)
+                }
                 Part::Dataset => 2 * self.dataset_tasks,
             })
             .sum();
@@ -212,6 +231,7 @@ fn main() -> anyhow::Result<()> {
         latency: Vec::new(),
         throughput: Vec::new(),
         dataset: None,
+        memory: None,
         goals: Vec::new(),
     };
     let tokio = tokio::runtime::Builder::new_current_thread()
@@ -253,6 +273,21 @@ fn main() -> anyhow::Result<()> {
                         batches: e.batches,
                     });
                     series.push(e.latency);
+                    series.push(e.first_closure);
+                    if e.memory.is_some() {
+                        report.memory = e.memory;
+                    }
+                    let tasks = tokio.block_on(e2e::task_per_closure(
+                        &plan,
+                        &ctx,
+                        master,
+                        cli.task_cpus,
+                    ))?;
+                    report.throughput.push(Throughput {
+                        master: format!("{master}, one Mesos task per closure"),
+                        median_per_second: tasks.per_second,
+                        batches: vec![tasks],
+                    });
                 }
             }
             Part::Dataset => {

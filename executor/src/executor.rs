@@ -1,9 +1,13 @@
 //! The executor's event loop: one task owns all state (task table, unacknowledged
 //! updates, work queue, link state) and reacts to inputs — agent events, finished
-//! tasks, signals — and timers (heartbeat, idle timeout, re-subscription, shutdown
-//! deadline). Nothing slow runs on it: wasm runs on blocking threads
-//! ([`crate::pool`]), HTTP calls on two sender tasks (one for UPDATEs, in order; one
-//! for heartbeat MESSAGEs, latest first), and the event stream on a reader task.
+//! tasks, signals, the closure lane — and timers (heartbeat, idle timeout,
+//! re-subscription, shutdown deadline, lane reconnection and progress). Nothing slow
+//! runs on it: wasm runs on blocking threads ([`crate::pool`]), HTTP calls on two
+//! sender tasks (one for UPDATEs, in order; one for heartbeat MESSAGEs, latest first),
+//! the event stream on a reader task, the lane on a reader and a writer task
+//! ([`crate::lane`]). Leases and lane closures: `closures.rs`.
+
+mod closures;
 
 use std::collections::VecDeque;
 use std::path::PathBuf;
@@ -15,7 +19,8 @@ use brine_proto::mesos::v1::executor::{Call, Event, call, event};
 use brine_proto::mesos::v1::task_status::Reason;
 use brine_proto::mesos::v1::{ExecutorId, ExecutorInfo, FrameworkId, TaskInfo, TaskState};
 use brine_proto::payload::{
-    ErrorKind, ExecutorConfig, Payload, SchedulerMessage, TaskFailure, TaskOutcome, TaskSpec,
+    ErrorKind, ExecutorConfig, LaneUse, Payload, SchedulerMessage, TaskFailure, TaskOutcome,
+    TaskSpec,
 };
 use bytes::Bytes;
 use tokio::sync::mpsc::{self, UnboundedReceiver, UnboundedSender};
@@ -24,7 +29,9 @@ use crate::agent::{AgentLink, LinkError};
 use crate::backoff::Reconnect;
 use crate::env::MesosEnv;
 use crate::heartbeat::Heartbeats;
-use crate::pool::{self, Job, Queued, TaskDone, WorkQueue};
+use crate::lane::{LaneEvent, LaneLink};
+use crate::leases::{End, Leases};
+use crate::pool::{self, Job, Placement, Queued, TaskDone, WorkQueue};
 use crate::runtime::{Dataset, Runtime, RuntimeConfig, RuntimeError, monotonic_ns};
 use crate::tasks::{Phase, Resources, TaskTable, bench_labels, bench_timestamps, sanitize_task_id};
 use crate::updates::{StatusSpec, Unacknowledged};
@@ -32,6 +39,9 @@ use crate::updates::{StatusSpec, Unacknowledged};
 /// How long to wait before re-sending SUBSCRIBE when the agent answered the first one
 /// with an error status (the reference default executor retries every second).
 pub const SUBSCRIBE_RETRY: Duration = Duration::from_secs(1);
+
+/// Most inputs handled in one pass of the event loop (between two looks at the timers).
+const MAX_INPUTS_PER_PASS: usize = 256;
 
 /// The part of the shutdown grace period kept in reserve for exiting: at most 1 s, at
 /// most a fifth of the period.
@@ -90,6 +100,12 @@ enum Input {
         answered: bool,
     },
     TaskDone(TaskDone),
+    /// A lane closure (by its local number, see `Leases::start`) ended.
+    ClosureDone {
+        local: u64,
+        done: TaskDone,
+    },
+    Lane(LaneEvent),
     Terminate(&'static str),
 }
 
@@ -237,6 +253,17 @@ pub fn terminal_status(task_id: &str, outcome: Result<Vec<u8>, TaskFailure>) -> 
     }
 }
 
+/// A task's (or lane closure's) memory limit: whole bytes of its `mem` (MB), a fraction
+/// of a byte dropped; none (the runtime's cap) without `mem`.
+fn memory_limit(mem_mb: f64) -> Option<u64> {
+    (mem_mb > 0.0).then_some((mem_mb * 1024.0 * 1024.0) as u64)
+}
+
+/// The runtime's instance slots as a count.
+fn instance_count(max_instances: u32) -> usize {
+    usize::try_from(max_instances).unwrap_or(usize::MAX)
+}
+
 fn failure_status(task_id: &str, state: TaskState, failure: TaskFailure) -> StatusSpec {
     let mut s = StatusSpec::new(task_id, state);
     s.message = Some(failure.to_string());
@@ -278,10 +305,19 @@ pub async fn run(env: MesosEnv) -> Result<Ended, ExecutorError> {
         "brine-executor {} starting",
         env!("CARGO_PKG_VERSION")
     );
+    let lane = LaneLink::new(
+        env.framework_id.clone(),
+        env.executor_id.clone(),
+        tx.clone(),
+        Input::Lane,
+    );
     let mut executor = Executor {
         env,
         link,
         tx,
+        lane,
+        leases: Leases::default(),
+        next_progress: None,
         updates_out,
         messages_out,
         generation,
@@ -316,6 +352,12 @@ struct Executor {
     env: MesosEnv,
     link: AgentLink,
     tx: UnboundedSender<Input>,
+    /// The closure lane's connection.
+    lane: LaneLink<Input>,
+    /// Leases held, lane closures queued and running.
+    leases: Leases,
+    /// When progress of running lane closures is next looked at (`None`: none runs).
+    next_progress: Option<Instant>,
     updates_out: UnboundedSender<(u64, Call)>,
     messages_out: UnboundedSender<(u64, Call)>,
     /// The subscription whose calls may be sent (`u64::MAX`: none).
@@ -349,12 +391,27 @@ impl Executor {
             let now = Instant::now();
             self.on_timers(now);
             if let Some(ended) = self.finished(now) {
+                // The last Done frames (closures killed by SHUTDOWN) go out first,
+                // within the exit's margin.
+                let margin = shutdown_margin(self.env.shutdown_grace_period);
+                self.lane.close(closures::LANE_FLUSH.min(margin / 2)).await;
                 return Ok(ended);
             }
             let wake = self.next_wake(now);
             tokio::select! {
                 input = rx.recv() => match input {
-                    Some(input) => self.handle(input)?,
+                    Some(input) => {
+                        self.handle(input)?;
+                        // What else is already waiting, in order, before the timers: a
+                        // burst (lane closures ending by the thousand a second) takes one
+                        // pass, and its Done frames leave in one write.
+                        for _ in 1..MAX_INPUTS_PER_PASS {
+                            match rx.try_recv() {
+                                Ok(input) => self.handle(input)?,
+                                Err(_) => break,
+                            }
+                        }
+                    }
                     None => return Err(ExecutorError::AgentUnreachable("event loop closed".into())),
                 },
                 () = tokio::time::sleep_until(wake.into()) => {}
@@ -379,6 +436,8 @@ impl Executor {
                 tracing::debug!("ignoring input from a stale subscription");
             }
             Input::TaskDone(done) => self.on_task_done(done),
+            Input::ClosureDone { local, done } => self.on_closure_done(local, done),
+            Input::Lane(event) => self.on_lane_event(event),
             Input::Terminate(signal) => self.begin_shutdown(format!("received {signal}")),
         }
         Ok(())
@@ -590,6 +649,8 @@ impl Executor {
 
     fn on_subscribed(&mut self, subscribed: event::Subscribed) -> Result<(), ExecutorError> {
         self.agent_id = subscribed.agent_info.id.map(|id| id.value);
+        self.lane
+            .set_agent_id(self.agent_id.as_deref().unwrap_or_default());
         if self.setup.is_some() {
             tracing::info!("SUBSCRIBED again");
             return Ok(());
@@ -645,6 +706,10 @@ impl Executor {
             self.terminate(&id, failure_status(&id, TaskState::TaskFailed, failure));
             return;
         }
+        if self.tasks.get(&id).is_some_and(|t| t.lease) {
+            self.launch_lease(&id, data);
+            return;
+        }
         let spec = match data {
             Some(data) if !data.is_empty() => TaskSpec::decode(&data).map_err(|e| e.to_string()),
             _ => Err("TaskInfo.data is empty; it must hold a TaskSpec".to_owned()),
@@ -670,7 +735,12 @@ impl Executor {
             let Some(setup) = self.setup.as_mut() else {
                 return;
             };
-            let limit = self.tasks.concurrency(setup.runtime.config().max_instances);
+            let max_instances = setup.runtime.config().max_instances;
+            // Lane closures take runtime instances too.
+            let limit = self
+                .tasks
+                .concurrency(max_instances)
+                .min(instance_count(max_instances).saturating_sub(self.leases.running_count()));
             let Some(queued) = self.queue.next(self.tasks.running_count(), limit) else {
                 return;
             };
@@ -684,8 +754,7 @@ impl Executor {
                 deadline: queued.spec.deadline.or(setup.config.default_task_deadline),
                 spec: queued.spec,
                 runtime: Arc::clone(&setup.runtime),
-                // Whole bytes of the task's `mem` (MB); a fraction of a byte is dropped.
-                memory_limit_bytes: (mem_mb > 0.0).then_some((mem_mb * 1024.0 * 1024.0) as u64),
+                memory_limit_bytes: memory_limit(mem_mb),
                 kill: entry.kill.clone(),
                 progress: entry.progress.clone(),
                 output_dir: self
@@ -698,7 +767,7 @@ impl Executor {
             let delay = setup.config.running_update_delay;
             let now = Instant::now();
             self.tasks.start(&task_id, now);
-            pool::spawn(job, self.tx.clone(), Input::TaskDone);
+            pool::spawn(job, self.tx.clone(), Input::TaskDone, Placement::Dispatcher);
             if delay.is_zero() {
                 self.send_status(StatusSpec::new(task_id, TaskState::TaskRunning));
             } else {
@@ -727,6 +796,7 @@ impl Executor {
         }
         self.send_status(status);
         self.dispatch();
+        self.dispatch_closures();
         if self.tasks.active_count() == 0 {
             self.idle_since = Some(Instant::now());
             if self.draining {
@@ -742,6 +812,10 @@ impl Executor {
         };
         match entry.phase {
             Phase::Terminal(_) => tracing::debug!(task_id, "KILL of a finished task; ignored"),
+            _ if entry.lease => {
+                tracing::info!(task_id, "killing a lease");
+                self.end_lease(task_id, End::Killed);
+            }
             Phase::Running { .. } => {
                 tracing::info!(task_id, "killing");
                 entry.kill.kill();
@@ -800,6 +874,11 @@ impl Executor {
                     self.begin_shutdown("drained".into());
                 }
             }
+            SchedulerMessage::Lane(endpoint) => {
+                if self.lane.set_endpoint(endpoint) {
+                    self.lane_lost();
+                }
+            }
         }
     }
 
@@ -827,6 +906,7 @@ impl Executor {
         for (_, task, _) in self.tasks.running() {
             task.kill.kill();
         }
+        self.shutdown_lane();
     }
 
     fn finished(&self, now: Instant) -> Option<Ended> {
@@ -877,6 +957,10 @@ impl Executor {
             self.next_heartbeat = Some(now + interval);
             self.send_heartbeat(now);
         }
+        if self.lane.poll(now, self.leases.count() > 0) {
+            self.lane_lost();
+        }
+        self.progress_tick(now);
         if let Some(timeout) = self.idle_timeout()
             && let Some(since) = self.idle_since
             && self.shutdown.is_none()
@@ -909,6 +993,8 @@ impl Executor {
             reconnect,
             self.shutdown.as_ref().map(|s| s.deadline),
             self.running_due.front().map(|(at, _)| *at),
+            self.lane.next_wake(self.leases.count() > 0),
+            self.next_progress,
         ]
         .into_iter()
         .flatten()
@@ -923,9 +1009,13 @@ impl Executor {
         let Some(setup) = &self.setup else {
             return;
         };
+        let lane = LaneUse {
+            connected: self.lane.connected(),
+            ..self.leases.usage()
+        };
         let beat = self
             .heartbeats
-            .next(&self.tasks, setup.runtime.cached_modules(), now);
+            .next(&self.tasks, setup.runtime.cached_modules(), lane, now);
         let data = Bytes::from(beat.encode());
         let call = self.call(call::Type::Message, |c| {
             c.message = Some(call::Message { data });

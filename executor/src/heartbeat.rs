@@ -1,11 +1,12 @@
 //! Heartbeats: a framework MESSAGE every `heartbeat_interval` carrying what the
-//! executor runs (with each task's latest progress), the modules it holds and its
-//! allocation. Framework messages are best effort, so each heartbeat stands alone and
-//! supersedes the previous one; progress travels only this way.
+//! executor runs (with each task's latest progress), the modules it holds, its
+//! allocation and its closure lane (leases, lane closures, connection). Framework messages are best effort, so each heartbeat stands alone and
+//! supersedes the previous one; a Mesos task's progress travels only this way (a lane
+//! closure's goes over the lane).
 
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use brine_proto::payload::{ExecutorMessage, Heartbeat, ModuleHash, RunningTask};
+use brine_proto::payload::{ExecutorMessage, Heartbeat, LaneUse, ModuleHash, RunningTask};
 
 use crate::tasks::TaskTable;
 
@@ -20,11 +21,13 @@ impl Heartbeats {
         Self::default()
     }
 
-    /// The next heartbeat: sequence numbers start at 1 and grow by one.
+    /// The next heartbeat: sequence numbers start at 1 and grow by one. `running`
+    /// lists Mesos tasks on a worker (not leases, not lane closures: `lane` counts those).
     pub fn next(
         &mut self,
         tasks: &TaskTable,
         cached_modules: Vec<ModuleHash>,
+        lane: LaneUse,
         now: Instant,
     ) -> ExecutorMessage {
         self.seq += 1;
@@ -43,6 +46,7 @@ impl Heartbeats {
             running,
             cached_modules,
             allocation: tasks.allocation(),
+            lane,
         })
     }
 }
@@ -79,8 +83,14 @@ mod tests {
         let start = Instant::now();
         table.start("running", start);
         let mut beats = Heartbeats::new();
+        let lane = LaneUse {
+            leases: 2,
+            running: 1,
+            queued: 3,
+            connected: true,
+        };
         let ExecutorMessage::Heartbeat(first) =
-            beats.next(&table, vec![], start + Duration::from_millis(1500));
+            beats.next(&table, vec![], lane, start + Duration::from_millis(1500));
         assert_eq!(first.seq, 1);
         assert_eq!(first.running.len(), 1);
         assert_eq!(first.running[0].task_id, "running");
@@ -88,8 +98,13 @@ mod tests {
         assert_eq!(first.running[0].progress, None);
         assert_eq!(first.allocation.tasks, 2);
         assert!(first.sent_at_unix_ms > 1_600_000_000_000);
-        let ExecutorMessage::Heartbeat(second) =
-            beats.next(&table, vec![ModuleHash::of(b"m")], start);
+        assert_eq!(first.lane, lane);
+        let ExecutorMessage::Heartbeat(second) = beats.next(
+            &table,
+            vec![ModuleHash::of(b"m")],
+            LaneUse::default(),
+            start,
+        );
         assert_eq!(second.seq, 2);
         assert_eq!(second.cached_modules, vec![ModuleHash::of(b"m")]);
     }

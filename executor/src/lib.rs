@@ -9,6 +9,8 @@
 //! - [`updates`]: unacknowledged status updates.
 //! - [`heartbeat`]: heartbeat messages to the scheduler.
 //! - [`backoff`]: re-subscription after a disconnection.
+//! - [`leases`]: leases and the lane closures running in them (slots, release rule).
+//! - [`lane`]: the closure lane's TCP connection to the scheduler.
 //! - [`executor`]: the event loop tying them together.
 
 pub mod agent;
@@ -16,6 +18,8 @@ pub mod backoff;
 pub mod env;
 pub mod executor;
 pub mod heartbeat;
+pub mod lane;
+pub mod leases;
 pub mod pool;
 pub mod runtime;
 pub mod tasks;

@@ -4,8 +4,9 @@
 //! ones while fewer tasks run than the allocation allows
 //! ([`TaskTable::concurrency`](crate::tasks::TaskTable::concurrency): `ceil(Σ cpus of
 //! non-terminal tasks)`, at least 1, at most the runtime's instance slots). Each task
-//! runs on a blocking thread of tokio's pool ([`spawn`]), never on the event loop; its
-//! outcome comes back as a [`TaskDone`] message.
+//! runs on a blocking thread ([`spawn`], see [`Placement`]), never on the event loop;
+//! its outcome comes back as a [`TaskDone`] message. Lane closures (`crate::leases`)
+//! take the same path.
 
 use std::collections::VecDeque;
 use std::path::PathBuf;
@@ -87,19 +88,34 @@ pub struct TaskDone {
     pub ran_for: Duration,
 }
 
-/// Runs `job` off the event loop; its [`TaskDone`] goes to `done` (wrapped by `wrap`).
-///
-/// On a multi-thread runtime the job becomes a task that calls `block_in_place`:
-/// spawned from the event loop it lands in this worker's LIFO slot, runs on this same
-/// thread as soon as the loop yields, and `block_in_place` hands the worker's other
-/// tasks to another thread while the wasm runs here. `spawn_blocking` instead wakes an
-/// idle pool thread, on the other core as often as not: 24 µs at the median on the
-/// 2-core benchmark VM, about half of the executor's warm start (`bench/README.md`).
-/// Elsewhere (a current-thread runtime, in tests) it is `spawn_blocking`.
+/// Which thread runs a job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Placement {
+    /// The thread that dispatched it (the event loop's worker), as soon as the loop
+    /// yields: the job becomes a task that calls `block_in_place`, so it lands in this
+    /// worker's LIFO slot and `block_in_place` hands the worker's other tasks to
+    /// another thread while the wasm runs here. `spawn_blocking` instead wakes an idle
+    /// pool thread, on the other core as often as not: 24 µs at the median on the
+    /// 2-core benchmark VM, about half of the executor's warm start
+    /// (`bench/README.md`). For a job that comes alone: every Mesos task, and a lane
+    /// closure that finds no other waiting.
+    Dispatcher,
+    /// A thread of tokio's blocking pool (`spawn_blocking`). For lane closures in a
+    /// burst: with `block_in_place` for each, the worker's tasks (event loop, lane
+    /// reader and writer) change threads with every closure; on the 2-core VM that cut
+    /// warm `sum` closures through the lane by a third or more (e.g. 15 500 against
+    /// 22 000–25 000 a second; `measure_lane_throughput` in `tests/tests/lane.rs`).
+    BlockingPool,
+}
+
+/// Runs `job` off the event loop on the thread `placement` names (on a current-thread
+/// runtime, in tests, always the blocking pool); its [`TaskDone`] goes to `done`
+/// (wrapped by `wrap`).
 pub fn spawn<M: Send + 'static>(
     job: Job,
     done: UnboundedSender<M>,
     wrap: impl FnOnce(TaskDone) -> M + Send + 'static,
+    placement: Placement,
 ) {
     let work = move || {
         let started = Instant::now();
@@ -113,8 +129,9 @@ pub fn spawn<M: Send + 'static>(
         // The loop has gone only when the process is exiting.
         let _ = done.send(message);
     };
-    match tokio::runtime::Handle::current().runtime_flavor() {
-        tokio::runtime::RuntimeFlavor::MultiThread => {
+    let flavor = tokio::runtime::Handle::current().runtime_flavor();
+    match flavor {
+        tokio::runtime::RuntimeFlavor::MultiThread if placement == Placement::Dispatcher => {
             tokio::spawn(async move { tokio::task::block_in_place(work) });
         }
         _ => {

@@ -4,10 +4,16 @@
 //! tasks": it grows when a task is launched and shrinks when the task's terminal update
 //! is sent. A task stays in the table after that until every update of it has been
 //! acknowledged, because until then it may have to be re-sent in SUBSCRIBE.
+//!
+//! Leases (tasks labelled [`LEASE_LABEL`]) are tasks like any other here: they count in
+//! the allocation and keep the executor busy, but run nothing themselves, so they are
+//! not among the [`running`](TaskTable::running) tasks and add no task workers (their
+//! slots are for lane closures, see [`crate::leases`]).
 
 use std::collections::BTreeMap;
 use std::time::Instant;
 
+use brine_proto::lane::LEASE_LABEL;
 use brine_proto::mesos::v1::{Label, Labels, Resource, TaskInfo, TaskState};
 use brine_proto::payload::Allocation;
 
@@ -110,6 +116,8 @@ pub struct TaskEntry {
     /// [`monotonic_ns`](crate::runtime::monotonic_ns) when its LAUNCH was decoded, kept
     /// only when [`bench_timestamps`] is on.
     pub launch_decoded_ns: Option<u64>,
+    /// A lease ([`is_lease`]): it holds a slot for lane closures and runs nothing.
+    pub lease: bool,
 }
 
 impl TaskEntry {
@@ -151,9 +159,11 @@ impl TaskTable {
             return false;
         }
         let resources = Resources::from_mesos(&info.resources);
+        let lease = is_lease(&info);
         self.tasks.insert(
             id,
             TaskEntry {
+                lease,
                 info,
                 resources,
                 phase: Phase::Queued,
@@ -229,10 +239,10 @@ impl TaskTable {
             .map(|(id, t)| (id.as_str(), t))
     }
 
-    /// Tasks on a worker, with their start time.
+    /// Tasks on a worker, with their start time (leases are never on a worker).
     pub fn running(&self) -> impl Iterator<Item = (&str, &TaskEntry, Instant)> {
         self.tasks.iter().filter_map(|(id, t)| match t.phase {
-            Phase::Running { started } => Some((id.as_str(), t, started)),
+            Phase::Running { started } if !t.lease => Some((id.as_str(), t, started)),
             _ => None,
         })
     }
@@ -280,10 +290,26 @@ impl TaskTable {
         }
     }
 
-    /// How many tasks may run side by side: `ceil(Σ cpus of non-terminal tasks)`, at
-    /// least 1, at most `cap` (the runtime's instance slots).
+    /// How many tasks may run side by side: `ceil(Σ cpus of non-terminal tasks)`
+    /// (leases excluded: their cpus are their closures'), at least 1, at most `cap`
+    /// (the runtime's instance slots).
     pub fn concurrency(&self, cap: u32) -> usize {
-        workers_for(self.tasks_resources().cpus, cap)
+        let cpus = self
+            .active()
+            .filter(|(_, t)| !t.lease)
+            .map(|(_, t)| t.resources.cpus)
+            .sum();
+        workers_for(cpus, cap)
+    }
+}
+
+impl TaskTable {
+    /// Σ cpus of the leases held (not terminal).
+    pub fn lease_cpus(&self) -> f64 {
+        self.active()
+            .filter(|(_, t)| t.lease)
+            .map(|(_, t)| t.resources.cpus)
+            .sum()
     }
 }
 
@@ -301,6 +327,18 @@ pub fn workers_for(cpus: f64, cap: u32) -> usize {
         // In range 1..cap: the cast is exact.
         (wanted as usize).clamp(1, cap)
     }
+}
+
+/// Whether a task is a lease: its labels hold [`LEASE_LABEL`] (then its `data` is a
+/// `LeaseSpec`, not a `TaskSpec`).
+pub fn is_lease(info: &TaskInfo) -> bool {
+    let (key, value) = LEASE_LABEL;
+    info.labels.as_ref().is_some_and(|labels| {
+        labels
+            .labels
+            .iter()
+            .any(|l| l.key == key && l.value.as_deref() == Some(value))
+    })
 }
 
 /// The task id's value.
@@ -400,6 +438,40 @@ mod tests {
         assert!(table.contains("a"));
         table.acknowledge("a", false);
         assert!(!table.contains("a"));
+    }
+
+    #[test]
+    fn leases_count_in_the_allocation_but_not_as_running_tasks() {
+        let mut table = TaskTable::new(Resources {
+            cpus: 0.1,
+            mem_mb: 32.0,
+            disk_mb: 0.0,
+        });
+        let mut lease = task("lease", 2.0, 128.0);
+        lease.labels = Some(Labels {
+            labels: vec![Label {
+                key: LEASE_LABEL.0.into(),
+                value: Some(LEASE_LABEL.1.into()),
+            }],
+        });
+        assert!(is_lease(&lease));
+        assert!(!is_lease(&task("t", 1.0, 1.0)));
+        table.insert(lease);
+        table.insert(task("t", 0.5, 64.0));
+        let now = Instant::now();
+        table.start("lease", now);
+        table.start("t", now);
+        let a = table.allocation();
+        assert_eq!((a.cpus, a.mem_mb, a.tasks), (2.6, 224.0, 2));
+        assert_eq!(
+            table.concurrency(64),
+            1,
+            "the lease's cpus are its closures'"
+        );
+        let running: Vec<&str> = table.running().map(|(id, _, _)| id).collect();
+        assert_eq!(running, ["t"]);
+        assert!(table.finish("lease", TaskState::TaskFinished));
+        assert_eq!(table.allocation().mem_mb, 96.0, "the container shrinks");
     }
 
     #[test]

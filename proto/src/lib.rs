@@ -9,9 +9,12 @@
 //! - [`duration`]: Mesos duration strings (`5secs`, `100ms`), as agents and flags write them.
 //! - [`payload`]: Brine's own postcard-encoded, versioned payloads that ride in Mesos `data`
 //!   fields (executor configuration, task specs, outcomes, heartbeats and control messages).
+//! - [`lane`]: the closure lane's frames (scheduler ↔ executor over TCP, no master on the
+//!   path) and the lease label.
 
 pub mod codec;
 pub mod duration;
+pub mod lane;
 pub mod mesos;
 pub mod payload;
 pub mod recordio;

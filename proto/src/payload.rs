@@ -8,7 +8,7 @@
 //! | Mesos field | payload |
 //! |---|---|
 //! | `ExecutorInfo.data` | [`ExecutorConfig`] |
-//! | `TaskInfo.data` | [`TaskSpec`] |
+//! | `TaskInfo.data` | [`TaskSpec`]; [`LeaseSpec`] for a lease (see `crate::lane`) |
 //! | `TaskStatus.data` | [`TaskOutcome`] |
 //! | executor → scheduler `MESSAGE` | [`ExecutorMessage`] |
 //! | scheduler → executor `MESSAGE` | [`SchedulerMessage`] |
@@ -37,8 +37,9 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 /// The version byte that starts every payload this build writes and reads.
-/// 2: `ExecutorConfig::running_update_delay`.
-pub const PAYLOAD_VERSION: u8 = 2;
+/// 2: `ExecutorConfig::running_update_delay`. 3: leases and the closure lane
+/// ([`LeaseSpec`], [`SchedulerMessage::Lane`], [`Heartbeat::lane`], `crate::lane`).
+pub const PAYLOAD_VERSION: u8 = 3;
 
 /// Why a payload could not be decoded.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -404,6 +405,47 @@ impl fmt::Display for ErrorKind {
     }
 }
 
+/// The per-framework secret an executor presents on the closure lane. Its `Debug`
+/// does not print it.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Secret(pub [u8; 32]);
+
+impl Secret {
+    /// Compares in time independent of where the secrets differ.
+    pub fn matches(&self, other: &Secret) -> bool {
+        self.0
+            .iter()
+            .zip(other.0.iter())
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(..)")
+    }
+}
+
+/// Where an executor finds its scheduler's closure lane, and how it proves it belongs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LaneEndpoint {
+    /// `host:port` the scheduler's lane listens on, as the agents reach it.
+    pub addr: String,
+    pub secret: Secret,
+}
+
+/// A lease, in the lease task's `TaskInfo.data`. The slot's size is the task's own
+/// `resources` (cpus and mem): every closure run in it gets that mem as its limit.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeaseSpec {
+    pub lane: LaneEndpoint,
+}
+
+impl Payload for LeaseSpec {
+    const NAME: &'static str = "LeaseSpec";
+}
+
 /// Executor → scheduler framework messages. Best effort: each supersedes the last.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum ExecutorMessage {
@@ -425,6 +467,21 @@ pub struct Heartbeat {
     pub running: Vec<RunningTask>,
     pub cached_modules: Vec<ModuleHash>,
     pub allocation: Allocation,
+    /// The closure lane as the executor sees it.
+    pub lane: LaneUse,
+}
+
+/// Leases and lane closures of an executor, for heartbeats and status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct LaneUse {
+    /// Leases held (each one slot).
+    pub leases: u32,
+    /// Closures running in those slots.
+    pub running: u32,
+    /// Closures received and waiting for a slot.
+    pub queued: u32,
+    /// Whether a lane connection is up.
+    pub connected: bool,
 }
 
 /// A task the executor is running.
@@ -457,6 +514,9 @@ pub enum SchedulerMessage {
     Evict { hash: ModuleHash },
     /// Accept no more tasks; shut down once the running ones end.
     Drain,
+    /// The lane is (now) here: connect to it. Sent to executors a restarted scheduler
+    /// adopts, whose leases name the old address.
+    Lane(LaneEndpoint),
 }
 
 impl Payload for SchedulerMessage {
@@ -516,6 +576,12 @@ mod tests {
                 disk_mb: 0.0,
                 tasks: 1,
             },
+            lane: LaneUse {
+                leases: 2,
+                running: 1,
+                queued: 0,
+                connected: true,
+            },
         });
         assert_eq!(ExecutorMessage::decode(&beat.encode()), Ok(beat));
 
@@ -527,6 +593,10 @@ mod tests {
                 hash: spec.module.hash,
             },
             SchedulerMessage::Drain,
+            SchedulerMessage::Lane(LaneEndpoint {
+                addr: "10.0.0.1:4000".into(),
+                secret: Secret([3; 32]),
+            }),
         ] {
             assert_eq!(
                 SchedulerMessage::decode(&message.encode()),

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use brine_local::{LocalCluster, LocalClusterConfig, LocalClusterError};
-use brine_proto::mesos::v1::FrameworkInfo;
+use brine_proto::mesos::v1::{FrameworkInfo, framework_info};
 use brine_proto::payload::Encoding;
 use futures::{Stream, StreamExt};
 use serde::Serialize;
@@ -14,7 +14,8 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::client::ClientError;
 use crate::connection::{self, MasterAddr};
-use crate::scheduler::{Command, Job, JobId, Scheduler, Template};
+use crate::scheduler::{Command, Job, JobId, Lane, Scheduler, Template};
+use brine_proto::payload::Secret;
 use crate::status::{self, ClusterStatus};
 use crate::store::{Record, Store, StoreError};
 use crate::{ClusterConfig, JobStatus, Module, TaskError, TaskHandle};
@@ -47,6 +48,11 @@ pub enum ClusterError {
     Subscribe(String),
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error("cannot open the closure lane on {addr}: {source}")]
+    Lane {
+        addr: std::net::SocketAddr,
+        source: std::io::Error,
+    },
     #[error("cannot serve the status endpoint on {addr}: {source}")]
     StatusEndpoint {
         addr: std::net::SocketAddr,
@@ -75,6 +81,7 @@ pub struct Cluster {
     framework_id: String,
     master_url: String,
     max_in_flight: usize,
+    lane_addr: std::net::SocketAddr,
     local: Option<LocalCluster>,
     // Dropped after `local`: the local agents' work directory.
     _work_dir: Option<tempfile::TempDir>,
@@ -127,7 +134,9 @@ impl Cluster {
             Some(user) if !user.is_empty() => user.clone(),
             _ => current_user().ok_or(ClusterError::NoUser)?,
         };
-        let (local, work_dir, addr) = match parse_master(master)? {
+        let parsed = parse_master(master)?;
+        let is_local = matches!(parsed, Master::Local(_));
+        let (local, work_dir, addr) = match parsed {
             Master::Local(agents) => {
                 let dir = tempfile::Builder::new()
                     .prefix("brine-local-")
@@ -163,7 +172,13 @@ impl Cluster {
             name: config.name.clone(),
             failover_timeout: Some(config.failover_timeout.as_secs_f64()),
             checkpoint: Some(true),
+            // `roles` needs MULTI_ROLE: without it Mesos refuses the SUBSCRIBE ("must not
+            // be set when the framework is not MULTI_ROLE capable", validation.cpp). No
+            // other capability: we handle TASK_LOST, not PARTITION_AWARE's states.
             roles: vec!["*".into()],
+            capabilities: vec![framework_info::Capability {
+                r#type: Some(framework_info::capability::Type::MultiRole as i32),
+            }],
             webui_url: webui.as_ref().map(|(_, url)| url.clone()),
             principal: config
                 .client
@@ -206,13 +221,14 @@ impl Cluster {
         }
         let master_url = subscribed.url.clone();
         let template = Template::new(&config, subscribed.framework_id.clone(), executor_uri);
+        let (lane, lane_addr) = open_lane(&config, is_local, &master_url).await?;
         let (commands, rx) = mpsc::unbounded_channel();
         if let Some((listener, url)) = webui {
             tracing::info!(%url, "status endpoint");
             status::serve(listener, commands.clone());
         }
         let max_in_flight = config.max_in_flight.max(1);
-        let scheduler = Scheduler::new(config, addr, framework, template, subscribed, store);
+        let scheduler = Scheduler::new(config, addr, framework, template, subscribed, store, lane);
         let scheduler = tokio::spawn(scheduler.run(rx));
         Ok(Cluster {
             commands,
@@ -221,9 +237,15 @@ impl Cluster {
             framework_id,
             master_url,
             max_in_flight,
+            lane_addr,
             local,
             _work_dir: work_dir,
         })
+    }
+
+    /// Where the closure lane listens (executors connect to it).
+    pub fn lane_addr(&self) -> std::net::SocketAddr {
+        self.lane_addr
     }
 
     /// Runs `entry` of `module` on `args` somewhere in the cluster; arguments and result
@@ -376,6 +398,64 @@ impl std::fmt::Debug for Cluster {
             .field("local", &self.local.is_some())
             .finish()
     }
+}
+
+/// Binds the closure lane with a fresh secret. Lease ids get a prefix from the same
+/// randomness, so that no two scheduler processes use the same lease id.
+async fn open_lane(
+    config: &ClusterConfig,
+    local: bool,
+    master_url: &str,
+) -> Result<(Lane, std::net::SocketAddr), ClusterError> {
+    let mut random = [0u8; 36];
+    getrandom::getrandom(&mut random).map_err(|e| ClusterError::Lane {
+        addr: std::net::SocketAddr::from(([0, 0, 0, 0], 0)),
+        source: std::io::Error::other(e.to_string()),
+    })?;
+    let mut secret = [0u8; 32];
+    secret.copy_from_slice(&random[..32]);
+    let lease_prefix = hex::encode(&random[32..]);
+    let bind = config.lane_bind.unwrap_or(if local {
+        std::net::SocketAddr::from(([127, 0, 0, 1], 0))
+    } else {
+        std::net::SocketAddr::from(([0, 0, 0, 0], 0))
+    });
+    let host = match &config.lane_advertise {
+        Some(host) => host.clone(),
+        None if local || bind.ip().is_loopback() => "127.0.0.1".into(),
+        None => route_address(master_url)
+            .or_else(|| (!bind.ip().is_unspecified()).then(|| bind.ip().to_string()))
+            .unwrap_or_else(|| "127.0.0.1".into()),
+    };
+    let (events_tx, events) = mpsc::unbounded_channel();
+    let (endpoint, bound) = crate::lane::bind(bind, &host, Secret(secret), events_tx)
+        .await
+        .map_err(|source| ClusterError::Lane { addr: bind, source })?;
+    tracing::info!(lane = %endpoint.addr, "closure lane listening");
+    Ok((
+        Lane {
+            endpoint,
+            events,
+            lease_prefix,
+        },
+        bound,
+    ))
+}
+
+/// This machine's address on the route to the master at `url` (a UDP socket
+/// "connected" there sends nothing, but the kernel picks the source address).
+fn route_address(url: &str) -> Option<String> {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let authority = rest.split('/').next()?;
+    let authority = authority.rsplit('@').next()?;
+    let target = if authority.contains(':') {
+        authority.to_owned()
+    } else {
+        format!("{authority}:80")
+    };
+    let socket = std::net::UdpSocket::bind("0.0.0.0:0").ok()?;
+    socket.connect(target).ok()?;
+    Some(socket.local_addr().ok()?.ip().to_string())
 }
 
 #[derive(Debug, PartialEq)]

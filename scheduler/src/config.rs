@@ -8,12 +8,46 @@ use brine_proto::payload::ExecutorConfig;
 
 use crate::client::ClientConfig;
 
+/// How closures reach executors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Dispatch {
+    /// Leases (Mesos tasks reserving one closure slot each, of `task_cpus` and
+    /// `task_mem_mb`) are taken from offers when work queues up and given back when
+    /// idle; closures travel to executors over the closure lane, a direct TCP
+    /// connection. Mesos pays one offer round per lease, not per closure.
+    #[default]
+    Leases,
+    /// One Mesos task per closure: every closure pays an offer round, which on Apache
+    /// Mesos means waiting for the allocator's tick. Kept for comparison and for
+    /// clusters where executors cannot reach the scheduler.
+    TaskPerClosure,
+}
+
 /// How the scheduler runs tasks. The defaults suit short closures.
 #[derive(Debug, Clone)]
 pub struct ClusterConfig {
-    /// Resources of each task.
+    /// How closures reach executors.
+    pub dispatch: Dispatch,
+    /// Resources of each closure: of each lease's slot, or of each task.
     pub task_cpus: f64,
     pub task_mem_mb: f64,
+    /// Most leases held at once (lease mode).
+    pub max_leases: usize,
+    /// Most closures sent into one lease at once: one runs, the rest wait at the
+    /// executor so that the slot never waits for a round trip.
+    pub lane_depth: usize,
+    /// A lease with no closure for this long is given back to Mesos.
+    pub lease_idle_timeout: Duration,
+    /// A lane silent for this long is presumed lost and its closures are dispatched
+    /// again; the scheduler pings every quarter of it.
+    pub lane_timeout: Duration,
+    /// Where the lane listens; default `127.0.0.1:0` for `local` masters, else
+    /// `0.0.0.0:0`.
+    pub lane_bind: Option<SocketAddr>,
+    /// Where executors are told to connect: `host` (the lane's port is added) or
+    /// `host:port` (a proxy or NAT in front of the lane). Default `127.0.0.1` for
+    /// `local` masters, else this machine's address on the route to the master.
+    pub lane_advertise: Option<String>,
     /// Resources of the executor itself (on top of its tasks').
     pub executor_cpus: f64,
     pub executor_mem_mb: f64,
@@ -79,8 +113,15 @@ pub struct ClusterConfig {
 impl Default for ClusterConfig {
     fn default() -> Self {
         Self {
+            dispatch: Dispatch::Leases,
             task_cpus: 0.1,
             task_mem_mb: 64.0,
+            max_leases: 64,
+            lane_depth: 8,
+            lease_idle_timeout: Duration::from_secs(2),
+            lane_timeout: Duration::from_secs(10),
+            lane_bind: None,
+            lane_advertise: None,
             executor_cpus: 0.1,
             executor_mem_mb: 32.0,
             refuse_seconds: 5.0,

@@ -16,6 +16,7 @@ mod config;
 mod connection;
 pub mod detector;
 mod job;
+mod lane;
 mod module;
 mod scheduler;
 mod status;
@@ -24,7 +25,7 @@ mod task;
 
 pub use brine_proto::payload::ErrorKind;
 pub use cluster::{Cluster, ClusterError};
-pub use config::ClusterConfig;
+pub use config::{ClusterConfig, Dispatch};
 pub use job::{JobState, JobStatus};
 pub use module::Module;
 pub use status::{ClusterStatus, ExecutorStatus, JobCounts};

@@ -54,6 +54,15 @@ pub struct ExecutorStatus {
     pub modules: usize,
     /// Presumed lost for missing its heartbeats (and shut down).
     pub lost: bool,
+    /// Leases it holds for this framework (lease mode).
+    #[serde(default)]
+    pub leases: usize,
+    /// Its closure lane is connected.
+    #[serde(default)]
+    pub lane_connected: bool,
+    /// Lane closures running, from its last heartbeat.
+    #[serde(default)]
+    pub lane_running: u32,
 }
 
 /// Serves `GET /status` on `listener` until the scheduler stops.

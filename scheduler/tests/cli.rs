@@ -11,6 +11,9 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+mod common;
+use common::get_json;
+
 const BOUND: Duration = Duration::from_secs(120);
 
 /// `brine` with the executor it needs (failing clearly when it is not built).
@@ -308,18 +311,6 @@ fn status_shows_a_running_framework_and_survives_its_scheduler() {
 }
 
 /// `GET path` from a plain-HTTP master, as JSON.
-fn get_json(master: &str, path: &str) -> Value {
-    use std::io::Write;
-    let authority = master.trim_start_matches("http://").trim_end_matches('/');
-    let mut stream = std::net::TcpStream::connect(authority).unwrap();
-    stream.set_read_timeout(Some(BOUND)).unwrap();
-    write!(stream, "GET {path} HTTP/1.0\r\nHost: {authority}\r\n\r\n").unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    let (_, body) = response.split_once("\r\n\r\n").expect("an HTTP response");
-    serde_json::from_str(body).unwrap()
-}
-
 #[test]
 fn a_killed_brine_run_resumes_as_the_same_framework() {
     let dir = tempfile::tempdir().unwrap();

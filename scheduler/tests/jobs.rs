@@ -4,18 +4,20 @@
 //! state store. Every wait is bounded.
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
+mod common;
+
 use brine_tests::bounded;
+use common::Proxy;
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::time::Duration;
 
 use brine_local::{LocalCluster, LocalClusterConfig};
 use brine_proto::payload::ExecutorConfig;
-use brine_scheduler::{Cluster, ClusterConfig, JobState, Module, TaskError};
+use brine_scheduler::{Cluster, ClusterConfig, Dispatch, JobState, Module, TaskError};
 use futures::StreamExt;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
-use tokio::net::{TcpListener, TcpStream};
 
 /// The tests here keep both cores busy (1,000 closures, spinning tasks, two agents
 /// each) and presume an executor lost after 1 s without a heartbeat. Run side by side,
@@ -117,7 +119,12 @@ async fn a_thousand_closures_through_map_one_executor_per_agent() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn progress_shows_on_the_handle_and_dropping_it_kills_the_task() {
     let _turn = init().await;
-    let cluster = bounded("connect", Cluster::connect_with("local:1", fast_config()))
+    // One Mesos task per closure: dropping the handle KILLs that task.
+    let config = ClusterConfig {
+        dispatch: Dispatch::TaskPerClosure,
+        ..fast_config()
+    };
+    let cluster = bounded("connect", Cluster::connect_with("local:1", config))
         .await
         .expect("connects");
     let failures = module("failures");
@@ -156,6 +163,61 @@ async fn progress_shows_on_the_handle_and_dropping_it_kills_the_task() {
     .await;
     let status = cluster.status().await.expect("status");
     assert_eq!(status.jobs.running + status.jobs.staging, 0);
+    cluster.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn progress_shows_on_the_handle_and_dropping_it_kills_the_closure() {
+    let _turn = init().await;
+    let cluster = bounded("connect", Cluster::connect_with("local:1", fast_config()))
+        .await
+        .expect("connects");
+    let failures = module("failures");
+    let handle = cluster.submit::<u64, u64>(&failures, "spin", &60_000);
+    let mut watch = handle.watch().expect("a submitted handle has a status");
+    let seen = bounded("progress over the lane", async {
+        loop {
+            watch.changed().await.expect("status sender lives");
+            let status = watch.borrow().clone();
+            if let Some(p) = status.progress
+                && p > 0.0
+            {
+                return status;
+            }
+        }
+    })
+    .await;
+    assert_eq!(seen.state, JobState::Running);
+    assert_eq!(seen.attempts, 1);
+    let lease = seen.task_id.clone().expect("a running closure names its lease");
+    assert!(lease.starts_with("brine-lease-"), "{lease}");
+    let running = || async {
+        let status = cluster.status().await.expect("status");
+        status.executors[0].lane_running
+    };
+    bounded("a heartbeat counting the closure", async {
+        while running().await != 1 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    drop(handle);
+    // The executor stops it: its heartbeats count no lane closure running any more,
+    // while the lease itself stays (idle until given back).
+    bounded("the cancelled closure to stop", async {
+        loop {
+            let status = cluster.status().await.expect("status");
+            let executor = &status.executors[0];
+            if status.jobs.running + status.jobs.staging == 0
+                && executor.lane_running == 0
+                && executor.last_heartbeat_unix_ms.is_some()
+            {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
     cluster.shutdown().await;
 }
 
@@ -240,44 +302,6 @@ async fn a_killed_executor_costs_nothing_a_frozen_one_is_presumed_lost() {
     cluster.shutdown().await;
 }
 
-/// A TCP proxy whose connections can all be cut at once, as a network blip would.
-struct Proxy {
-    url: String,
-    generation: tokio::sync::watch::Sender<u64>,
-}
-
-impl Proxy {
-    async fn start(target: std::net::SocketAddr) -> Proxy {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        let (generation, _) = tokio::sync::watch::channel(0u64);
-        let gen_tx = generation.clone();
-        tokio::spawn(async move {
-            loop {
-                let Ok((mut inbound, _)) = listener.accept().await else {
-                    return;
-                };
-                let mut cut_rx = gen_tx.subscribe();
-                tokio::spawn(async move {
-                    let Ok(mut outbound) = TcpStream::connect(target).await else {
-                        return;
-                    };
-                    tokio::select! {
-                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
-                        _ = cut_rx.changed() => {}
-                    }
-                });
-            }
-        });
-        Proxy { url, generation }
-    }
-
-    /// Closes every connection open now.
-    fn cut(&self) {
-        self.generation.send_modify(|g| *g += 1);
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cut_connection_is_resubscribed_and_reconciled() {
     let _turn = init().await;
@@ -324,8 +348,11 @@ async fn a_restarted_scheduler_carries_on_as_the_same_framework() {
     let state = dir.path().join("scheduler.state");
     let local = local(2, &dir.path().join("cluster")).await;
     let url = local.master_url();
+    // One Mesos task per closure: a restarted scheduler attaches to the tasks still
+    // running (lane closures of the old process would run again instead).
     let config = ClusterConfig {
         state_file: Some(state.clone()),
+        dispatch: Dispatch::TaskPerClosure,
         ..fast_config()
     };
     let failures = module("failures");

@@ -7,6 +7,8 @@
 //! - [`Harness`]: a real local agent in a temporary directory whose events are recorded
 //!   (status updates acknowledged as they arrive, like a scheduler would) and awaited
 //!   with bounded timeouts — never with sleeps.
+//! - [`lease_task`], [`LaneServer`], [`LaneConn`]: the scheduler's side of the closure
+//!   lane (`brine_proto::lane`), played by the test over real TCP.
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)] // test helpers
 
 use std::path::{Path, PathBuf};
@@ -17,14 +19,21 @@ use std::time::{Duration, Instant};
 use brine_local::agent::{
     Agent, AgentConfig, AgentEvent, AgentResources, CgroupsMode, ExecutorSnapshot,
 };
+use brine_proto::lane::{
+    ClosureId, FrameDecoder, LEASE_LABEL, ToExecutor, ToScheduler, encode_frame,
+};
 use brine_proto::mesos::v1::{
-    CommandInfo, Environment, ExecutorId, ExecutorInfo, FrameworkId, FrameworkInfo, Resource,
-    TaskId, TaskInfo, TaskState, TaskStatus, command_info, environment,
+    CommandInfo, Environment, ExecutorId, ExecutorInfo, FrameworkId, FrameworkInfo, Label, Labels,
+    Resource, TaskId, TaskInfo, TaskState, TaskStatus, command_info, environment,
 };
 use brine_proto::payload::{
-    Encoding, ExecutorConfig, ExecutorMessage, Heartbeat, ModuleRef, Payload, TaskOutcome, TaskSpec,
+    Encoding, ExecutorConfig, ExecutorMessage, Heartbeat, LaneEndpoint, LeaseSpec, ModuleRef,
+    Payload, Secret, TaskOutcome, TaskSpec,
 };
 use bytes::Bytes;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::Notify;
 
 /// The default bound on any wait.
@@ -168,6 +177,20 @@ pub fn task_with_data(id: &str, data: Bytes, cpus: f64, mem_mb: f64) -> TaskInfo
 /// A TaskInfo carrying `spec`.
 pub fn task(id: &str, spec: &TaskSpec, cpus: f64, mem_mb: f64) -> TaskInfo {
     task_with_data(id, Bytes::from(spec.encode()), cpus, mem_mb)
+}
+
+/// A lease: a TaskInfo labelled [`LEASE_LABEL`] with `spec` as its data and
+/// `cpus`/`mem` (one slot) as its resources.
+pub fn lease_task(id: &str, spec: &LeaseSpec, cpus: f64, mem_mb: f64) -> TaskInfo {
+    let mut info = task_with_data(id, Bytes::from(spec.encode()), cpus, mem_mb);
+    let (key, value) = LEASE_LABEL;
+    info.labels = Some(Labels {
+        labels: vec![Label {
+            key: key.into(),
+            value: Some(value.into()),
+        }],
+    });
+    info
 }
 
 /// The TaskOutcome in a status's data.
@@ -454,6 +477,23 @@ impl Harness {
         .await
     }
 
+    /// Waits for a heartbeat of `executor_id` that arrived at `since` or later and
+    /// satisfies `pred`.
+    pub async fn heartbeat_since(
+        &self,
+        executor_id: &str,
+        since: Instant,
+        mut pred: impl FnMut(&Heartbeat) -> bool,
+    ) -> Heartbeat {
+        self.wait_for(WAIT, &format!("a new heartbeat of {executor_id}"), |log| {
+            log.heartbeats
+                .iter()
+                .find(|(at, id, beat)| *at >= since && id == executor_id && pred(beat))
+                .map(|(_, _, beat)| beat.clone())
+        })
+        .await
+    }
+
     /// The last lines of every executor's sandbox `stderr` (its log), for failure
     /// messages.
     pub fn executor_logs(&self) -> String {
@@ -545,4 +585,155 @@ pub fn init_tracing() {
         )
         .with_test_writer()
         .try_init();
+}
+
+// ----- the closure lane: the test plays the scheduler's side -----
+
+/// The scheduler's end of the closure lane: a listener on `127.0.0.1` and the secret
+/// executors must present.
+pub struct LaneServer {
+    listener: TcpListener,
+    pub secret: Secret,
+}
+
+/// What an executor said in its `Hello`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LaneHello {
+    pub framework_id: String,
+    pub executor_id: String,
+    pub agent_id: String,
+}
+
+impl LaneServer {
+    /// Listens on an ephemeral port; `seed` makes the secret (distinct servers, distinct
+    /// secrets).
+    pub async fn bind(seed: u8) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind the lane listener");
+        let mut secret = [seed; 32];
+        secret[0] = 0xb1;
+        Self {
+            listener,
+            secret: Secret(secret),
+        }
+    }
+
+    pub fn endpoint(&self) -> LaneEndpoint {
+        LaneEndpoint {
+            addr: self
+                .listener
+                .local_addr()
+                .expect("listener address")
+                .to_string(),
+            secret: self.secret.clone(),
+        }
+    }
+
+    /// A lease naming this lane.
+    pub fn lease(&self) -> LeaseSpec {
+        LeaseSpec {
+            lane: self.endpoint(),
+        }
+    }
+
+    /// The next connection, within [`WAIT`].
+    pub async fn accept(&self) -> LaneConn {
+        let (stream, _) = tokio::time::timeout(WAIT, self.listener.accept())
+            .await
+            .unwrap_or_else(|_| panic!("no lane connection within {WAIT:?}"))
+            .expect("accept a lane connection");
+        let (read, write) = stream.into_split();
+        LaneConn {
+            read,
+            write,
+            decoder: FrameDecoder::default(),
+            buf: vec![0; 64 << 10],
+        }
+    }
+
+    /// The next connection, its `Hello` checked (this server's secret) and answered
+    /// with `Welcome { ping_interval }`.
+    pub async fn accept_welcomed(&self, ping_interval: Duration) -> (LaneConn, LaneHello) {
+        let mut conn = self.accept().await;
+        let hello = match conn.recv().await {
+            Some(ToScheduler::Hello {
+                secret,
+                framework_id,
+                executor_id,
+                agent_id,
+            }) => {
+                assert!(secret.matches(&self.secret), "the Hello carries the secret");
+                LaneHello {
+                    framework_id,
+                    executor_id,
+                    agent_id,
+                }
+            }
+            other => panic!("expected Hello first, got {other:?}"),
+        };
+        conn.send(&ToExecutor::Welcome { ping_interval }).await;
+        (conn, hello)
+    }
+}
+
+/// One lane connection, scheduler side.
+pub struct LaneConn {
+    read: OwnedReadHalf,
+    write: OwnedWriteHalf,
+    decoder: FrameDecoder,
+    buf: Vec<u8>,
+}
+
+impl LaneConn {
+    /// The next frame from the executor (within [`WAIT`]); `None` once it closed the
+    /// connection.
+    pub async fn recv(&mut self) -> Option<ToScheduler> {
+        loop {
+            if let Some(frame) = self.decoder.next_frame().expect("a well-formed frame") {
+                return Some(frame);
+            }
+            let n = tokio::time::timeout(WAIT, self.read.read(&mut self.buf))
+                .await
+                .unwrap_or_else(|_| panic!("no lane frame within {WAIT:?}"))
+                .unwrap_or(0);
+            if n == 0 {
+                return None;
+            }
+            self.decoder.push(&self.buf[..n]);
+        }
+    }
+
+    /// The next `Done` (skipping `Progress` and `Pong`).
+    pub async fn done(&mut self) -> (ClosureId, TaskOutcome) {
+        loop {
+            match self.recv().await {
+                Some(ToScheduler::Done { closure, outcome }) => return (closure, outcome),
+                Some(ToScheduler::Progress { .. } | ToScheduler::Pong { .. }) => {}
+                other => panic!("expected Done, got {other:?}"),
+            }
+        }
+    }
+
+    /// Waits for the executor to close the connection (frames before that are dropped).
+    pub async fn closed(&mut self) {
+        while self.recv().await.is_some() {}
+    }
+
+    /// Sends one frame.
+    pub async fn send(&mut self, frame: &ToExecutor) {
+        self.send_all(std::slice::from_ref(frame)).await;
+    }
+
+    /// Sends frames in one write.
+    pub async fn send_all(&mut self, frames: &[ToExecutor]) {
+        let mut wire = Vec::new();
+        for frame in frames {
+            encode_frame(frame, &mut wire);
+        }
+        self.write
+            .write_all(&wire)
+            .await
+            .expect("write to the lane");
+    }
 }

@@ -115,6 +115,10 @@ pub(crate) struct Executor {
     /// What its last heartbeat said it holds.
     pub cpus: f64,
     pub mem_mb: f64,
+    /// Its closure lane, while connected.
+    pub lane: Option<super::closures::LaneLink>,
+    /// What its last heartbeat said of its lane.
+    pub lane_use: brine_proto::payload::LaneUse,
 }
 
 impl Executor {
@@ -182,6 +186,8 @@ impl Executors {
                 last_heartbeat_unix_ms: None,
                 cpus: template.cpus,
                 mem_mb: template.mem_mb,
+                lane: None,
+                lane_use: Default::default(),
             },
         );
     }
@@ -231,6 +237,7 @@ impl Executors {
         executor.modules.extend(beat.cached_modules.iter().copied());
         executor.cpus = beat.allocation.cpus;
         executor.mem_mb = beat.allocation.mem_mb;
+        executor.lane_use = beat.lane;
         true
     }
 }

@@ -15,10 +15,20 @@ use crate::{JobState, JobStatus, Module, TaskError};
 /// Where a job's current attempt runs.
 #[derive(Debug, Clone)]
 pub(crate) struct Attempt {
+    /// Its Mesos task: the task itself, or the lease it runs in (lane closures).
     pub task_id: String,
     pub agent: String,
     /// The executor it was sent to.
     pub executor: String,
+    /// Its id on the lane, for a closure sent over the lane.
+    pub closure: Option<u64>,
+}
+
+impl Attempt {
+    /// The lease a lane closure runs in.
+    pub(crate) fn lease(&self) -> Option<&str> {
+        self.closure.map(|_| self.task_id.as_str())
+    }
 }
 
 /// One submitted closure, across its attempts.
@@ -136,6 +146,8 @@ pub(crate) struct Jobs {
     /// are skipped.
     pub pending: VecDeque<JobId>,
     pub by_task: HashMap<String, JobId>,
+    /// Jobs whose attempt is a closure in flight on a lane.
+    pub by_closure: HashMap<u64, JobId>,
     /// How many times each (module, entry, encoding, args) was submitted: the n-th
     /// identical submission is the same job in every life of the scheduler.
     occurrences: HashMap<[u8; 32], u32>,
@@ -177,6 +189,29 @@ impl Jobs {
         let mut short = [0; 16];
         short.copy_from_slice(&digest[..16]);
         JobKey(short)
+    }
+
+    /// The next pending job still in the table, left in the queue.
+    pub(crate) fn peek_pending(&mut self) -> Option<JobId> {
+        self.has_pending().then(|| self.pending.front().copied()).flatten()
+    }
+
+    /// How many jobs wait (cancelled ones behind the first live one included: an
+    /// estimate that only errs high, and only until they reach the front).
+    pub(crate) fn pending_len(&mut self) -> usize {
+        if self.has_pending() {
+            self.pending.len()
+        } else {
+            0
+        }
+    }
+
+    /// Takes the job whose current attempt is lane closure `closure` off the books.
+    pub(crate) fn take_closure(&mut self, closure: u64) -> Option<(Job, Attempt)> {
+        let id = self.by_closure.remove(&closure)?;
+        let attempt = self.jobs.get_mut(&id)?.attempt.take()?;
+        let job = self.jobs.remove(&id)?;
+        Some((job, attempt))
     }
 
     /// The next pending job still in the table.

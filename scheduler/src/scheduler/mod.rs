@@ -3,11 +3,16 @@
 //! and cancellations, and to a clock (babysitting executors, reconciling tasks).
 //!
 //! - `jobs`: the job table; `executors`: the executor registry; `health`: agents set
-//!   aside; `offers`: packing jobs into offers; `updates`: status updates and retries.
+//!   aside; `updates`: status updates and retries.
+//! - Two ways to run a closure ([`crate::Dispatch`]): `closures` + `leases` (the
+//!   default: leases from offers, closures over the lane) and `offers` (a Mesos task
+//!   per closure, packed into offers).
 
+mod closures;
 mod executors;
 mod health;
 mod jobs;
+mod leases;
 mod offers;
 mod updates;
 
@@ -23,7 +28,10 @@ use crate::client::{Caller, Subscription};
 use crate::connection::{self, MasterAddr, Subscribed};
 use crate::status::{ClusterStatus, ExecutorStatus, JobCounts};
 use crate::store::{Record, State, Store};
-use crate::{ClusterConfig, JobState, TaskError};
+use crate::lane::LaneEvent;
+use crate::{ClusterConfig, Dispatch, JobState, TaskError};
+use brine_proto::payload::LaneEndpoint;
+use leases::Leases;
 
 use executors::Executors;
 pub(crate) use executors::Template;
@@ -101,6 +109,20 @@ pub(crate) struct Scheduler {
     /// When the latest (re)subscription came up: heartbeats travel through the master,
     /// so no executor can be heard before it, and silence counts from it at the most.
     subscribed_at: Instant,
+    /// Lease mode: the leases, the lane executors are told about, its events, and the
+    /// last lane closure id used.
+    leases: Leases,
+    lane: LaneEndpoint,
+    lane_events: mpsc::UnboundedReceiver<LaneEvent>,
+    next_closure: u64,
+}
+
+/// The closure lane as the loop gets it: where executors reach it, its events, and a
+/// prefix for lease ids unique to this process.
+pub(crate) struct Lane {
+    pub endpoint: LaneEndpoint,
+    pub events: mpsc::UnboundedReceiver<LaneEvent>,
+    pub lease_prefix: String,
 }
 
 impl Scheduler {
@@ -111,6 +133,7 @@ impl Scheduler {
         template: Template,
         subscribed: Subscribed,
         store: Option<(Store, State)>,
+        lane: Lane,
     ) -> Self {
         let (store, state) = match store {
             Some((store, state)) => (Some(store), state),
@@ -144,7 +167,15 @@ impl Scheduler {
             suppressed: false,
             last_reconcile: Instant::now(),
             subscribed_at: Instant::now(),
+            leases: Leases::new(lane.lease_prefix),
+            lane: lane.endpoint,
+            lane_events: lane.events,
+            next_closure: 0,
         }
+    }
+
+    fn leasing(&self) -> bool {
+        self.config.dispatch == Dispatch::Leases
     }
 
     pub(crate) async fn run(mut self, mut commands: mpsc::UnboundedReceiver<Command>) {
@@ -175,6 +206,7 @@ impl Scheduler {
                     None => self.disconnected("event stream closed".into()),
                 },
                 Some(result) = self.reconnect_rx.recv() => self.reconnected(result),
+                Some(event) = self.lane_events.recv() => self.on_lane_event(event),
                 _ = clock.tick() => self.on_tick(),
             }
             if let Some(store) = &mut self.store {
@@ -201,6 +233,15 @@ impl Scheduler {
     fn record(&mut self, record: Record) {
         if let Some(store) = &mut self.store {
             store.append(&record);
+        }
+    }
+
+    /// SUPPRESS or REVIVE, whichever turns offers to `wanted` (nothing if they are).
+    fn want_offers(&mut self, wanted: bool) {
+        if wanted {
+            self.revive();
+        } else {
+            self.suppress();
         }
     }
 
@@ -254,6 +295,7 @@ impl Scheduler {
                         task_id: task_id.clone(),
                         agent,
                         executor,
+                        closure: None,
                     });
                     job.set_state(JobState::Staging);
                     self.jobs.by_task.insert(task_id, job.id);
@@ -275,14 +317,21 @@ impl Scheduler {
         } else {
             self.jobs.pending.push_back(id);
         }
-        self.revive();
+        if self.leasing() {
+            self.dispatch();
+        } else {
+            self.revive();
+        }
     }
 
     fn cancel(&mut self, id: JobId) {
         let Some(job) = self.jobs.jobs.remove(&id) else {
             return;
         };
-        if let Some(attempt) = &job.attempt {
+        if let Some(attempt) = job.attempt.as_ref().filter(|a| a.closure.is_some()) {
+            tracing::debug!(task = %attempt.task_id, "job cancelled: closure killed");
+            self.cancel_closure(attempt);
+        } else if let Some(attempt) = &job.attempt {
             tracing::debug!(task = %attempt.task_id, "job cancelled: KILL");
             self.jobs.by_task.remove(&attempt.task_id);
             if let Some(executor) = self.executors.by_agent.get_mut(&attempt.agent) {
@@ -319,7 +368,11 @@ impl Scheduler {
         match event.r#type() {
             event::Type::Offers => {
                 let offers = event.offers.map(|o| o.offers).unwrap_or_default();
-                self.on_offers(offers);
+                if self.leasing() {
+                    self.take_leases(offers);
+                } else {
+                    self.on_offers(offers);
+                }
             }
             event::Type::Update => {
                 if let Some(update) = event.update {
@@ -399,6 +452,9 @@ impl Scheduler {
         {
             self.reconcile();
         }
+        if self.leasing() {
+            self.lane_tick(now);
+        }
     }
 
     /// Babysitting: an executor that stopped beating is presumed lost. Its tasks are
@@ -451,6 +507,20 @@ impl Scheduler {
     }
 
     fn forget(&mut self, executor: executors::Executor, lost: bool) {
+        // Its leases went with it, and so did the closures in flight on its lane.
+        if let Some(link) = &executor.lane {
+            link.writer.close();
+        }
+        for (lease, _) in self.leases.remove_executor(executor.id()) {
+            if lost {
+                self.kill(&lease, &executor.agent);
+            }
+        }
+        let closures = self
+            .jobs
+            .closures_in(|a| a.closure.is_some() && a.executor == executor.id());
+        let message = format!("executor {} on agent {} is gone", executor.id(), executor.agent);
+        self.closures_lost(closures, &executor.agent, "TASK_LOST", &message, true);
         self.record(Record::ExecutorGone {
             agent: executor.agent.clone(),
             id: executor.id().to_owned(),
@@ -484,6 +554,9 @@ impl Scheduler {
                 tasks.push(reconcile_task(task_id, agent));
             }
         }
+        for (lease, l) in self.leases.all() {
+            tasks.push(reconcile_task(lease, &l.agent));
+        }
         if tasks.is_empty() {
             return;
         }
@@ -498,7 +571,15 @@ impl Scheduler {
         self.subscribed_at = Instant::now();
         // The master keeps no suppression across a re-subscription.
         self.suppressed = false;
-        if !self.jobs.has_pending() {
+        if self.leasing() {
+            self.want_more_leases();
+            // Implicit reconciliation: every task of the framework is reported, so
+            // leases of an earlier life of this scheduler (which no one will use)
+            // show up as unknown live tasks and are killed.
+            self.call(call::Type::Reconcile, |c| {
+                c.reconcile = Some(call::Reconcile { tasks: Vec::new() })
+            });
+        } else if !self.jobs.has_pending() {
             self.suppress();
         }
         self.reconcile();
@@ -568,6 +649,7 @@ impl Scheduler {
         }
         self.jobs.pending.clear();
         self.jobs.by_task.clear();
+        self.jobs.by_closure.clear();
         self.link = Link::Gone(why);
     }
 
@@ -577,7 +659,11 @@ impl Scheduler {
             .executors
             .by_agent
             .values()
-            .map(executor_status)
+            .map(|e| {
+                let mut status = executor_status(e);
+                status.leases = self.leases.count_on(e.id());
+                status
+            })
             .collect();
         executors.sort_by(|a, b| a.agent_id.cmp(&b.agent_id));
         executors.extend(self.lost_executors.iter().cloned());
@@ -660,6 +746,9 @@ fn executor_status(executor: &executors::Executor) -> ExecutorStatus {
         last_heartbeat_unix_ms: executor.last_heartbeat_unix_ms,
         modules: executor.modules.len(),
         lost: false,
+        leases: 0,
+        lane_connected: executor.lane.is_some(),
+        lane_running: executor.lane_use.running,
     }
 }
 

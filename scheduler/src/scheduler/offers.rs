@@ -170,6 +170,7 @@ impl Scheduler {
                 task_id: task_id.clone(),
                 agent: agent.clone(),
                 executor: executor.id().to_owned(),
+                closure: None,
             });
             job.set_state(JobState::Staging);
             records.push(Record::Launched {
@@ -202,7 +203,7 @@ impl Scheduler {
     }
 }
 
-fn scalar(resources: &[Resource], name: &str) -> f64 {
+pub(super) fn scalar(resources: &[Resource], name: &str) -> f64 {
     resources
         .iter()
         .filter(|r| r.name == name)

@@ -7,13 +7,51 @@ use std::time::Instant;
 use brine_proto::mesos::v1::scheduler::call;
 use brine_proto::mesos::v1::task_status::Reason;
 use brine_proto::mesos::v1::{TaskState, TaskStatus};
-use brine_proto::payload::{ErrorKind, Payload, TaskOutcome};
+use brine_proto::payload::{ErrorKind, Payload, PayloadError, TaskOutcome};
 
 use super::{Job, JobKey, Scheduler};
 use crate::store::Record;
 use crate::{JobState, TaskError};
 
-/// What a terminal update means for a job.
+/// How an attempt ended, from a terminal status update or a lane answer.
+pub(super) struct Ending {
+    pub state: TaskState,
+    /// The Brine outcome it carried, if any.
+    pub outcome: Option<Result<TaskOutcome, PayloadError>>,
+    pub reason: Reason,
+    pub message: String,
+}
+
+impl Ending {
+    pub(super) fn of_status(status: &TaskStatus) -> Self {
+        Self {
+            state: status.state(),
+            outcome: status
+                .data
+                .as_deref()
+                .filter(|d| !d.is_empty())
+                .map(TaskOutcome::decode),
+            reason: status.reason(),
+            message: status.message().to_owned(),
+        }
+    }
+
+    /// A closure's answer on the lane: what its terminal update would have said.
+    pub(super) fn of_lane(outcome: TaskOutcome) -> Self {
+        let state = match &outcome {
+            TaskOutcome::Success { .. } => TaskState::TaskFinished,
+            TaskOutcome::Failure(_) => TaskState::TaskFailed,
+        };
+        Self {
+            state,
+            outcome: Some(Ok(outcome)),
+            reason: Reason::default(),
+            message: String::new(),
+        }
+    }
+}
+
+/// What an ended attempt means for a job.
 enum Verdict {
     Done(Result<Vec<u8>, TaskError>),
     /// Not the job's fault: run it again (counts towards `max_retries` when `counted`).
@@ -39,6 +77,10 @@ impl Scheduler {
             // acknowledged.
             return;
         }
+        if self.on_lease_update(&status) {
+            self.acknowledge(&status);
+            return;
+        }
         if let Some(&id) = self.jobs.by_task.get(task_id) {
             if state.is_terminal() {
                 if let Some((job, attempt)) = self.jobs.take_task(task_id) {
@@ -47,7 +89,7 @@ impl Scheduler {
                     if let Some(current) = self.executors.by_agent.get_mut(&agent) {
                         current.tasks.remove(task_id);
                     }
-                    self.finish(job, agent, &executor, &status);
+                    self.settle(job, agent, &executor, Ending::of_status(&status));
                 }
             } else if let Some(job) = self.jobs.jobs.get(&id)
                 && matches!(state, TaskState::TaskRunning | TaskState::TaskStarting)
@@ -83,8 +125,9 @@ impl Scheduler {
         }
     }
 
-    fn finish(&mut self, mut job: Job, agent: String, executor: &str, status: &TaskStatus) {
-        match self.verdict(&mut job, &agent, executor, status) {
+    /// Ends an attempt of `job` on `agent` as `ending` says: resolved, or run again.
+    pub(super) fn settle(&mut self, mut job: Job, agent: String, executor: &str, ending: Ending) {
+        match self.verdict(&mut job, &agent, executor, ending) {
             Verdict::Done(outcome) => self.resolve(job, outcome),
             Verdict::Retry { counted, infra } => {
                 if !counted {
@@ -114,14 +157,14 @@ impl Scheduler {
         job: &mut Job,
         agent: &str,
         executor: &str,
-        status: &TaskStatus,
+        ending: Ending,
     ) -> Verdict {
-        let state = status.state();
-        let outcome = status
-            .data
-            .as_deref()
-            .filter(|d| !d.is_empty())
-            .map(TaskOutcome::decode);
+        let Ending {
+            state,
+            outcome,
+            reason,
+            message,
+        } = ending;
         match (state, outcome) {
             (TaskState::TaskFinished, Some(Ok(TaskOutcome::Success { result }))) => {
                 Verdict::Done(Ok(result))
@@ -129,9 +172,7 @@ impl Scheduler {
             (TaskState::TaskFinished, other) => Verdict::Done(Err(TaskError::Protocol(format!(
                 "TASK_FINISHED without a success outcome: {other:?}"
             )))),
-            (TaskState::TaskKilled, _) => Verdict::Done(Err(TaskError::Killed {
-                message: status.message().to_owned(),
-            })),
+            (TaskState::TaskKilled, _) => Verdict::Done(Err(TaskError::Killed { message })),
             (_, Some(Ok(TaskOutcome::Failure(failure)))) => match failure.kind {
                 ErrorKind::ModuleMissing => {
                     if let Some(e) = self.executors.by_agent.get_mut(agent) {
@@ -163,15 +204,15 @@ impl Scheduler {
             // No Brine outcome: Mesos (agent or master) ended it.
             (_, _) => {
                 if matches!(
-                    status.reason(),
+                    reason,
                     Reason::ExecutorTerminated | Reason::AgentRemoved | Reason::AgentDisconnected
                 ) {
                     self.executor_gone(agent, None);
                 }
                 let lost = TaskError::Lost {
                     state: state.as_str_name().to_owned(),
-                    reason: status.reason().as_str_name().to_owned(),
-                    message: status.message().to_owned(),
+                    reason: reason.as_str_name().to_owned(),
+                    message,
                     attempts: job.attempts,
                 };
                 let executor_replaced = self
@@ -213,10 +254,14 @@ impl Scheduler {
             self.health.failure(agent, Instant::now());
             job.avoid.insert(agent.to_owned());
         }
+        self.retry_or_fail(job, state, reason, message);
+    }
+
+    /// Runs `job` again, or fails it as lost once it used up `max_retries`.
+    pub(super) fn retry_or_fail(&mut self, job: Job, state: &str, reason: &str, message: &str) {
         if job.attempts <= self.config.max_retries {
             tracing::info!(
                 job = %job.key,
-                agent,
                 state,
                 reason,
                 attempts = job.attempts,

@@ -1,8 +1,9 @@
 //! What several scheduler tests share.
-#![allow(dead_code, clippy::expect_used)]
+#![allow(dead_code, clippy::expect_used, clippy::unwrap_used)]
 
 use brine_scheduler::{Cluster, Module};
 use brine_tests::bounded;
+use tokio::net::{TcpListener, TcpStream};
 
 /// Runs the `sum` example over `numbers` on `cluster`, within the bound, and returns
 /// its total.
@@ -14,4 +15,65 @@ pub async fn sum(cluster: &Cluster, numbers: &str) -> i64 {
     )
     .await
     .expect("sum succeeds")
+}
+
+/// A TCP proxy whose connections can all be cut at once, as a network blip would.
+pub struct Proxy {
+    /// `http://` + the address it listens on.
+    pub url: String,
+    pub addr: std::net::SocketAddr,
+    generation: tokio::sync::watch::Sender<u64>,
+}
+
+impl Proxy {
+    pub async fn start(target: std::net::SocketAddr) -> Proxy {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let url = format!("http://{addr}");
+        let (generation, _) = tokio::sync::watch::channel(0u64);
+        let gen_tx = generation.clone();
+        tokio::spawn(async move {
+            loop {
+                let Ok((mut inbound, _)) = listener.accept().await else {
+                    return;
+                };
+                let mut cut_rx = gen_tx.subscribe();
+                tokio::spawn(async move {
+                    let Ok(mut outbound) = TcpStream::connect(target).await else {
+                        return;
+                    };
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
+                        _ = cut_rx.changed() => {}
+                    }
+                });
+            }
+        });
+        Proxy {
+            url,
+            addr,
+            generation,
+        }
+    }
+
+    /// Closes every connection open now.
+    pub fn cut(&self) {
+        self.generation.send_modify(|g| *g += 1);
+    }
+}
+
+/// `GET path` from `http://host:port` as JSON (plain HTTP/1.0: the answer ends with
+/// the connection).
+pub fn get_json(base: &str, path: &str) -> serde_json::Value {
+    use std::io::{Read, Write};
+    let authority = base.trim_start_matches("http://").trim_end_matches('/');
+    let mut stream = std::net::TcpStream::connect(authority).unwrap();
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(60)))
+        .unwrap();
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: {authority}\r\n\r\n").unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let (_, body) = response.split_once("\r\n\r\n").expect("an HTTP response");
+    serde_json::from_str(body).unwrap()
 }

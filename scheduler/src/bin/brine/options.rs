@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use brine_scheduler::ClusterConfig;
+use brine_scheduler::{ClusterConfig, Dispatch};
 
 /// `--master`: checked here so a typo fails before anything starts.
 pub fn parse_master(master: &str) -> Result<String, String> {
@@ -103,8 +103,34 @@ pub struct ClusterArgs {
     /// address when `brine status` runs on another machine.
     #[arg(long)]
     pub status_addr: Option<std::net::SocketAddr>,
+    /// How closures reach executors: `leases` (Mesos tasks that each reserve one
+    /// closure slot; closures go over a direct connection, the lane) or `tasks` (one
+    /// Mesos task per closure: an offer round each).
+    #[arg(long, value_enum, default_value_t = DispatchArg::Leases)]
+    pub dispatch: DispatchArg,
+    /// Most leases held at once (default: the library's, 64).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_leases: Option<u64>,
+    /// How long a lease may stay idle before it goes back to Mesos, e.g. `2secs`.
+    #[arg(long, value_parser = parse_duration)]
+    pub lease_idle: Option<Duration>,
+    /// Where the agents reach this machine's closure lane: `host` or `host:port`
+    /// (default: the address on the route to the master).
+    #[arg(long)]
+    pub lane_advertise: Option<String>,
+    /// Where the closure lane listens (default 0.0.0.0 on a free port; 127.0.0.1 for
+    /// local masters).
+    #[arg(long)]
+    pub lane_bind: Option<std::net::SocketAddr>,
     #[command(flatten)]
     pub credentials: CredentialArgs,
+}
+
+/// `--dispatch`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum DispatchArg {
+    Leases,
+    Tasks,
 }
 
 impl ClusterArgs {
@@ -126,6 +152,18 @@ impl ClusterArgs {
         if let Some(addr) = self.status_addr {
             config.status_addr = Some(addr);
         }
+        config.dispatch = match self.dispatch {
+            DispatchArg::Leases => Dispatch::Leases,
+            DispatchArg::Tasks => Dispatch::TaskPerClosure,
+        };
+        if let Some(n) = self.max_leases {
+            config.max_leases = usize::try_from(n).context("--max-leases is too large")?;
+        }
+        if let Some(idle) = self.lease_idle {
+            config.lease_idle_timeout = idle;
+        }
+        config.lane_advertise = self.lane_advertise.clone();
+        config.lane_bind = self.lane_bind;
         if let Some(n) = self.max_in_flight {
             config.max_in_flight = usize::try_from(n).context("--max-in-flight is too large")?;
         }
