@@ -167,10 +167,7 @@ async fn run(
 async fn idle(cluster: &Cluster) -> anyhow::Result<()> {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let status = cluster
-            .status()
-            .await
-            .context("the scheduler stopped")?;
+        let status = cluster.status().await.context("the scheduler stopped")?;
         if status.executors.iter().all(|e| e.leases == 0) {
             return Ok(());
         }

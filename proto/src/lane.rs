@@ -270,7 +270,10 @@ mod tests {
         let mut decoder = FrameDecoder::default();
         decoder.push(&wire);
         for expected in &to_scheduler {
-            assert_eq!(decoder.next_frame::<ToScheduler>().unwrap().as_ref(), Some(expected));
+            assert_eq!(
+                decoder.next_frame::<ToScheduler>().unwrap().as_ref(),
+                Some(expected)
+            );
         }
     }
 

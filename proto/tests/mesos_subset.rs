@@ -102,7 +102,9 @@ fn compare_message(
 fn our_protos_are_a_subset_of_mesos() {
     let dir = std::env::var_os("MESOS_PROTO_DIR")
         .map(PathBuf::from)
-        .unwrap_or_else(|| panic!("set MESOS_PROTO_DIR to the include/ directory of a Mesos checkout"));
+        .unwrap_or_else(|| {
+            panic!("set MESOS_PROTO_DIR to the include/ directory of a Mesos checkout")
+        });
     let compiled = protox::Compiler::new([&dir]).and_then(|mut compiler| {
         compiler.open_files(FILES)?;
         Ok(compiler)

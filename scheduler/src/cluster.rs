@@ -15,10 +15,10 @@ use tokio::sync::{mpsc, oneshot, watch};
 use crate::client::ClientError;
 use crate::connection::{self, MasterAddr};
 use crate::scheduler::{Command, Job, JobId, Lane, Scheduler, Template};
-use brine_proto::payload::Secret;
 use crate::status::{self, ClusterStatus};
 use crate::store::{Record, Store, StoreError};
 use crate::{ClusterConfig, JobStatus, Module, TaskError, TaskHandle};
+use brine_proto::payload::Secret;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClusterError {

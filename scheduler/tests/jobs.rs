@@ -189,7 +189,10 @@ async fn progress_shows_on_the_handle_and_dropping_it_kills_the_closure() {
     .await;
     assert_eq!(seen.state, JobState::Running);
     assert_eq!(seen.attempts, 1);
-    let lease = seen.task_id.clone().expect("a running closure names its lease");
+    let lease = seen
+        .task_id
+        .clone()
+        .expect("a running closure names its lease");
     assert!(lease.starts_with("brine-lease-"), "{lease}");
     let running = || async {
         let status = cluster.status().await.expect("status");

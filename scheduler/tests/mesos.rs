@@ -95,7 +95,11 @@ async fn closures_run_on_a_real_mesos_master() {
         );
     }
     let status = cluster.status().await.unwrap();
-    let agents: HashSet<&str> = status.executors.iter().map(|e| e.agent_id.as_str()).collect();
+    let agents: HashSet<&str> = status
+        .executors
+        .iter()
+        .map(|e| e.agent_id.as_str())
+        .collect();
     assert_eq!(agents.len(), status.executors.len(), "{status:?}");
     // A second burst reuses leases still held or takes new ones; either way it works.
     let again: i64 = tokio::time::timeout(bound, cluster.submit(&sum, "sum", &"2 2".to_string()))

@@ -17,11 +17,11 @@ use brine_proto::mesos::v1::{
 use brine_proto::payload::{LeaseSpec, ModuleRef, Payload, TaskOutcome, TaskSpec};
 use bytes::Bytes;
 
+use super::Scheduler;
 use super::jobs::{Attempt, Jobs};
 use super::leases::{LeaseRoom, pack};
-use super::updates::Ending;
-use super::Scheduler;
 use super::offers::scalar;
+use super::updates::Ending;
 use crate::JobState;
 use crate::lane::{ConnId, LaneEvent, LaneWriter};
 use crate::store::Record;
@@ -40,11 +40,9 @@ impl Scheduler {
     pub(super) fn take_leases(&mut self, offers: Vec<Offer>) {
         let now = Instant::now();
         let pending = self.jobs.pending_len();
-        let mut wanted = self.leases.wanted(
-            pending,
-            self.config.lane_depth,
-            self.config.max_leases,
-        );
+        let mut wanted =
+            self.leases
+                .wanted(pending, self.config.lane_depth, self.config.max_leases);
         let mut usable = Vec::new();
         let mut declined: Vec<OfferId> = Vec::new();
         for offer in offers {
@@ -194,10 +192,7 @@ impl Scheduler {
     /// Sends pending closures to leases with room, as long as there are both.
     pub(super) fn dispatch(&mut self) {
         let depth = self.config.lane_depth.max(1);
-        loop {
-            let Some(id) = self.jobs.peek_pending() else {
-                break;
-            };
+        while let Some(id) = self.jobs.peek_pending() {
             let Some(job) = self.jobs.jobs.get(&id) else {
                 self.jobs.pop_pending();
                 continue;
@@ -369,7 +364,12 @@ impl Scheduler {
             return;
         };
         self.leases.closure_done(&attempt.task_id, now);
-        self.settle(job, attempt.agent, &attempt.executor, Ending::of_lane(outcome));
+        self.settle(
+            job,
+            attempt.agent,
+            &attempt.executor,
+            Ending::of_lane(outcome),
+        );
     }
 
     fn lane_closed(&mut self, conn: ConnId, why: &str) {
@@ -381,7 +381,16 @@ impl Scheduler {
             })
         });
         if let Some((agent, executor)) = found {
-            tracing::warn!(agent = %agent, executor = %executor, %why, "lane lost");
+            let in_flight = self
+                .jobs
+                .closures_in(|a| a.closure.is_some() && a.executor == executor)
+                .len();
+            if in_flight > 0 {
+                tracing::warn!(agent = %agent, executor = %executor, %why, in_flight, "lane lost");
+            } else {
+                // An executor whose last lease ended closes its lane: nothing lost.
+                tracing::debug!(agent = %agent, executor = %executor, %why, "lane closed");
+            }
             self.lane_lost(&agent, &executor, why);
         }
     }
@@ -440,14 +449,18 @@ impl Scheduler {
         if self.jobs.pending_len() > 0 {
             return;
         }
-        for (id, lease) in self.leases.release_idle(now, self.config.lease_idle_timeout) {
+        for (id, lease) in self
+            .leases
+            .release_idle(now, self.config.lease_idle_timeout)
+        {
             let link = self
                 .executors
                 .by_agent
                 .get(&lease.agent)
                 .filter(|e| e.id() == lease.executor)
                 .and_then(|e| e.lane.as_ref());
-            let released = link.is_some_and(|l| l.writer.send(ToExecutor::Release { lease: id.clone() }));
+            let released =
+                link.is_some_and(|l| l.writer.send(ToExecutor::Release { lease: id.clone() }));
             tracing::debug!(lease = %id, via_lane = released, "releasing an idle lease");
             if !released {
                 self.kill(&id, &lease.agent);

@@ -193,7 +193,9 @@ impl Jobs {
 
     /// The next pending job still in the table, left in the queue.
     pub(crate) fn peek_pending(&mut self) -> Option<JobId> {
-        self.has_pending().then(|| self.pending.front().copied()).flatten()
+        self.has_pending()
+            .then(|| self.pending.front().copied())
+            .flatten()
     }
 
     /// How many jobs wait (cancelled ones behind the first live one included: an

@@ -315,7 +315,11 @@ mod tests {
         let b = leases.launch("agent-b", "exec-b", now);
         let all = |_: &Lease| true;
         let none = |_: &Lease| false;
-        assert_eq!(leases.pick(all, none, 2), None, "launching leases take nothing");
+        assert_eq!(
+            leases.pick(all, none, 2),
+            None,
+            "launching leases take nothing"
+        );
         leases.running(&a, now);
         leases.running(&b, now);
         leases.add_closure(&a);
@@ -352,7 +356,10 @@ mod tests {
         ids.sort();
         let mut expected = vec![b.as_str(), c.as_str()];
         expected.sort();
-        assert_eq!(ids, expected, "a worked at t1, so it is idle only from then");
+        assert_eq!(
+            ids, expected,
+            "a worked at t1, so it is idle only from then"
+        );
         assert_eq!(leases.held(), 1);
         assert_eq!(leases.release_idle(t1 + idle, idle).len(), 1);
         assert!(leases.release_idle(t1 + idle * 2, idle).is_empty());

@@ -26,9 +26,9 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::client::{Caller, Subscription};
 use crate::connection::{self, MasterAddr, Subscribed};
+use crate::lane::LaneEvent;
 use crate::status::{ClusterStatus, ExecutorStatus, JobCounts};
 use crate::store::{Record, State, Store};
-use crate::lane::LaneEvent;
 use crate::{ClusterConfig, Dispatch, JobState, TaskError};
 use brine_proto::payload::LaneEndpoint;
 use leases::Leases;
@@ -519,7 +519,11 @@ impl Scheduler {
         let closures = self
             .jobs
             .closures_in(|a| a.closure.is_some() && a.executor == executor.id());
-        let message = format!("executor {} on agent {} is gone", executor.id(), executor.agent);
+        let message = format!(
+            "executor {} on agent {} is gone",
+            executor.id(),
+            executor.agent
+        );
         self.closures_lost(closures, &executor.agent, "TASK_LOST", &message, true);
         self.record(Record::ExecutorGone {
             agent: executor.agent.clone(),

@@ -152,13 +152,7 @@ impl Scheduler {
         }
     }
 
-    fn verdict(
-        &mut self,
-        job: &mut Job,
-        agent: &str,
-        executor: &str,
-        ending: Ending,
-    ) -> Verdict {
+    fn verdict(&mut self, job: &mut Job, agent: &str, executor: &str, ending: Ending) -> Verdict {
         let Ending {
             state,
             outcome,
