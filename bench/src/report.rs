@@ -47,7 +47,7 @@ pub struct Goal {
     pub goal: String,
     pub target: String,
     pub measured: String,
-    /// `None`: the part it needs was not run.
+    /// `None`: the part it needs was not run, or the goal is a figure to report.
     pub met: Option<bool>,
 }
 
@@ -291,7 +291,8 @@ impl Report {
                 let met = match g.met {
                     Some(true) => "yes",
                     Some(false) => "**no**",
-                    None => "not run",
+                    None if g.measured.is_empty() => "not run",
+                    None => "(a figure)",
                 };
                 let _ = writeln!(
                     md,

@@ -103,8 +103,9 @@ pub enum Placement {
     /// A thread of tokio's blocking pool (`spawn_blocking`). For lane closures in a
     /// burst: with `block_in_place` for each, the worker's tasks (event loop, lane
     /// reader and writer) change threads with every closure; on the 2-core VM that cut
-    /// warm `sum` closures through the lane by a third or more (e.g. 15 500 against
-    /// 22 000–25 000 a second; `measure_lane_throughput` in `tests/tests/lane.rs`).
+    /// warm `sum` closures through the lane by a third to a half (A/B runs: 10 700–
+    /// 16 000 against 17 600–25 000 a second; `measure_lane_throughput` in
+    /// `tests/tests/lane.rs`).
     BlockingPool,
 }
 

@@ -178,7 +178,6 @@ async fn many_pipelined_closures_are_each_answered_once() {
             )
         })
         .collect();
-    let started = Instant::now();
     conn.send_all(&frames).await;
     let mut results: HashMap<ClosureId, Vec<u8>> = HashMap::new();
     while results.len() < N as usize {
@@ -189,7 +188,6 @@ async fn many_pipelined_closures_are_each_answered_once() {
             "closure {id} answered twice"
         );
     }
-    let took = started.elapsed();
     for i in 1..=N {
         assert_eq!(
             results[&i],
@@ -197,10 +195,6 @@ async fn many_pipelined_closures_are_each_answered_once() {
             "closure {i}"
         );
     }
-    println!(
-        "{N} pipelined sum closures over 2 leases: {took:?} ({:.0} closures/s)",
-        N as f64 / took.as_secs_f64()
-    );
     let beat = h
         .heartbeat_since("pipeline", Instant::now(), |b| {
             b.lane.running == 0 && b.lane.queued == 0
@@ -405,12 +399,10 @@ async fn killed_closures_are_answered_killed_and_progress_is_reported() {
     let f = failure(outcome);
     assert_eq!(f.kind, ErrorKind::Killed);
     assert!(f.message.contains("before it started"), "{f}");
-    let asked = Instant::now();
     conn.send(&ToExecutor::Kill { closure: 3 }).await;
     let (id, outcome) = conn.done().await;
     assert_eq!(id, 3);
     assert_eq!(failure(outcome).kind, ErrorKind::Killed);
-    println!("Kill → Done(killed) in {:?}", asked.elapsed());
     let sum_module = ModuleRef::inline(example("sum"));
     assert_eq!(
         success(one(&mut conn, 5, "only", sum(&sum_module, 3, 4)).await),
@@ -516,91 +508,4 @@ async fn bad_leases_fail_and_the_lane_can_move() {
     old_conn.closed().await;
     let ok = success(one(&mut conn, 1, "l", sum(&sum_module, 8, 9)).await);
     assert_eq!(ok, b"17");
-}
-
-/// Process CPU time (user + system) of `pid`, from `/proc/<pid>/stat`.
-fn cpu_time(pid: u32) -> Duration {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-    // Fields after the command (which is in parentheses and may hold spaces).
-    let rest = &stat[stat.rfind(')').unwrap() + 2..];
-    let fields: Vec<&str> = rest.split(' ').collect();
-    let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
-    // Clock ticks of USER_HZ, 100 on Linux.
-    Duration::from_millis(ticks * 10)
-}
-
-/// Measurement: warm `sum` closures through the lane, `LANE_MEASURE_N` (default 50,000)
-/// of them with 2,000 in flight over 2 leases. Use a release executor:
-/// `cargo build --release -p brine-executor && BRINE_EXECUTOR=target/release/brine-executor
-/// cargo test -p brine-tests --test lane -- --ignored --nocapture measure`
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "a measurement; run with --ignored --nocapture"]
-async fn measure_lane_throughput() {
-    let n: u64 = std::env::var("LANE_MEASURE_N")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(50_000);
-    const WINDOW: u64 = 2_000;
-    const CHUNK: u64 = 250;
-    let h = Harness::start(HarnessOptions::default()).await;
-    let lane = LaneServer::bind(9).await;
-    let exec = executor_info("measure", &config(Duration::from_secs(1)), &[]);
-    for id in ["a", "b"] {
-        h.launch(&exec, lease_task(id, &lane.lease(), 1.0, 64.0))
-            .await;
-    }
-    let (mut conn, _) = lane.accept_welcomed(PING).await;
-    let module = warm_sum(&mut conn, "a").await;
-    h.heartbeat("measure", WAIT, |b| b.lane.leases == 2).await;
-    let pid = h.pid("measure");
-    let cpu_before = cpu_time(pid);
-    let started = Instant::now();
-    let (mut next, mut answered) = (1u64, 0u64);
-    while answered < n {
-        while next <= n && next - 1 - answered < WINDOW {
-            let end = (next + CHUNK).min(n + 1);
-            let frames: Vec<ToExecutor> = (next..end)
-                .map(|i| {
-                    run(
-                        i,
-                        if i.is_multiple_of(2) { "a" } else { "b" },
-                        sum(&module, i, 1),
-                    )
-                })
-                .collect();
-            conn.send_all(&frames).await;
-            next = end;
-        }
-        let (id, outcome) = conn.done().await;
-        assert_eq!(success(outcome), (id + 1).to_string().into_bytes());
-        answered += 1;
-    }
-    let took = started.elapsed();
-    let cpu = cpu_time(pid) - cpu_before;
-    println!(
-        "{n} warm sum closures, 2 leases, {WINDOW} in flight: {took:?}, {:.0} closures/s; \
-         executor CPU {cpu:?} ({:.1} us/closure)",
-        n as f64 / took.as_secs_f64(),
-        cpu.as_secs_f64() * 1e6 / n as f64
-    );
-
-    // One at a time: Run written → Done read.
-    let mut times = Vec::new();
-    for i in 0..2_000 {
-        let id = n + 1 + i;
-        let start = Instant::now();
-        let outcome = one(&mut conn, id, "a", sum(&module, id, 1)).await;
-        times.push(start.elapsed());
-        success(outcome);
-    }
-    times.sort();
-    println!(
-        "one closure at a time over the lane, Run written → Done read, {} closures: \
-         p10 {:?}, median {:?}, p90 {:?}, p99 {:?}",
-        times.len(),
-        times[times.len() / 10],
-        times[times.len() / 2],
-        times[times.len() * 9 / 10],
-        times[times.len() * 99 / 100]
-    );
 }
