@@ -750,3 +750,456 @@ fn a_bad_pointer_from_alloc_is_a_trap() {
     );
     assert!(failure.message.contains("out of bounds"));
 }
+
+/// WASI imports beyond the prelude's, for [`HOSTILE`].
+const MORE_WASI: &str = r#"
+  (import "wasi_snapshot_preview1" "random_get" (func $random_get (param i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "clock_time_get" (func $clock_time_get (param i32 i64 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "environ_sizes_get" (func $environ_sizes_get (param i32 i32) (result i32)))
+"#;
+
+/// Guests that abuse the host: raw `fd_write`s, other WASI calls with bad pointers,
+/// table growth, oversized results and messages.
+const HOSTILE: &str = r#"
+  (table $t 1 funcref)
+  (data (i32.const 144) "to stdout\n")
+  (data (i32.const 160) "hello ")
+
+  ;; args (all i32): fd, iovs, iovs_len, nwritten, then two iovecs (ptr, len) stored
+  ;; at 512 and 520. Result: fd_write's errno, then the i32 at 604.
+  (func (export "fd_write") (param $p i32) (param i32 i32) (result i32)
+    (i32.store (i32.const 512) (i32.load offset=16 (local.get $p)))
+    (i32.store (i32.const 516) (i32.load offset=20 (local.get $p)))
+    (i32.store (i32.const 520) (i32.load offset=24 (local.get $p)))
+    (i32.store (i32.const 524) (i32.load offset=28 (local.get $p)))
+    (i32.store (i32.const 604) (i32.const -1))
+    (i32.store (i32.const 600)
+      (call $fd_write
+        (i32.load (local.get $p))
+        (i32.load offset=4 (local.get $p))
+        (i32.load offset=8 (local.get $p))
+        (i32.load offset=12 (local.get $p))))
+    (call $result (i32.const 600) (i32.const 8))
+    (i32.const 0))
+  (func (export "random_get_out_of_bounds") (param i32 i32 i32) (result i32)
+    (drop (call $random_get (i32.const 65530) (i32.const 100)))
+    (call $result (i32.const 0) (i32.const 0)) (i32.const 0))
+  (func (export "clock_time_get_out_of_bounds") (param i32 i32 i32) (result i32)
+    (drop (call $clock_time_get (i32.const 1) (i64.const 0) (i32.const 65536)))
+    (call $result (i32.const 0) (i32.const 0)) (i32.const 0))
+  (func (export "environ_sizes_get_out_of_bounds") (param i32 i32 i32) (result i32)
+    (drop (call $environ_sizes_get (i32.const -4) (i32.const 0)))
+    (call $result (i32.const 0) (i32.const 0)) (i32.const 0))
+
+  ;; Grows the table 1000 elements at a time until refused, then traps.
+  (func (export "grow_table_forever") (param i32 i32 i32) (result i32)
+    (loop $more
+      (br_if $more
+        (i32.ne (table.grow $t (ref.null func) (i32.const 1000)) (i32.const -1))))
+    unreachable)
+  ;; Asks for 2^31 - 1 more elements at once; traps when refused.
+  (func (export "grow_table_at_once") (param i32 i32 i32) (result i32)
+    (if (i32.eq (table.grow $t (ref.null func) (i32.const 0x7fffffff)) (i32.const -1))
+      (then unreachable))
+    (call $result (i32.const 0) (i32.const 0)) (i32.const 0))
+  ;; Grows the table a little: fine.
+  (func (export "grow_table_a_little") (param i32 i32 i32) (result i32)
+    (drop (table.grow $t (ref.null func) (i32.const 100)))
+    (i32.store (i32.const 0) (table.size $t))
+    (call $result (i32.const 0) (i32.const 4)) (i32.const 0))
+
+  ;; arg: u32 length; grows memory to hold it, then offers [0, length) as the result.
+  (func (export "result_of") (param $p i32) (param i32 i32) (result i32)
+    (local $len i32)
+    (local.set $len (i32.load (local.get $p)))
+    (drop (memory.grow
+      (i32.sub (i32.add (i32.shr_u (local.get $len) (i32.const 16)) (i32.const 1))
+               (memory.size))))
+    (call $result (i32.const 0) (local.get $len))
+    (i32.const 0))
+  ;; A 200,000-byte message of 'x' through `error` (and `panic` below).
+  (func $long_message (result i32)
+    (drop (memory.grow (i32.const 3)))
+    (memory.fill (i32.const 0) (i32.const 120) (i32.const 200000))
+    (i32.const 200000))
+  (func (export "long_error") (param i32 i32 i32) (result i32)
+    (call $error (i32.const 0) (call $long_message)) (i32.const 1))
+  (func (export "long_panic") (param i32 i32 i32) (result i32)
+    (call $panic (i32.const 0) (call $long_message)) unreachable)
+"#;
+
+fn hostile(runtime: &Runtime) -> Arc<LoadedModule> {
+    static WASM: OnceLock<Vec<u8>> = OnceLock::new();
+    let wasm = WASM.get_or_init(|| wat(&format!("(module {MORE_WASI} {PRELUDE} {HOSTILE})")));
+    load(runtime, wasm)
+}
+
+/// Raw little-endian i32 arguments.
+fn i32_args(export: &str, args: &[i32]) -> TaskRun {
+    let bytes = args.iter().flat_map(|a| a.to_le_bytes()).collect();
+    TaskRun::new(export, bytes, Encoding::Postcard)
+}
+
+/// `fd_write` through the host's own implementation: `(errno, nwritten)`, or the failure.
+fn fd_write(
+    runtime: &Runtime,
+    module: &LoadedModule,
+    args: [i32; 8],
+    stdout: &MemoryOutput,
+    stderr: &MemoryOutput,
+) -> Result<(i32, i32), brine_proto::payload::TaskFailure> {
+    let run = TaskRun {
+        stdout: Output::Memory(stdout.clone()),
+        stderr: Output::Memory(stderr.clone()),
+        ..i32_args("fd_write", &args)
+    };
+    let result = runtime.run(module, &run)?;
+    let word = |at: usize| i32::from_le_bytes(result[at..at + 4].try_into().unwrap());
+    Ok((word(0), word(4)))
+}
+
+#[test]
+fn fd_write_takes_every_buffer_and_refuses_bad_descriptors() {
+    let runtime = runtime();
+    let module = hostile(&runtime);
+    let out = || (MemoryOutput::new(1024), MemoryOutput::new(1024));
+
+    // Both buffers in one call, to stdout or stderr.
+    let (stdout, stderr) = out();
+    let gather = [1, 512, 2, 604, 160, 6, 144, 10];
+    assert_eq!(
+        fd_write(&runtime, &module, gather, &stdout, &stderr).unwrap(),
+        (0, 16)
+    );
+    assert_eq!(stdout.contents(), b"hello to stdout\n");
+    assert!(stderr.contents().is_empty());
+    let (stdout, stderr) = out();
+    let to_stderr = [2, 512, 2, 604, 160, 6, 144, 10];
+    assert_eq!(
+        fd_write(&runtime, &module, to_stderr, &stdout, &stderr).unwrap(),
+        (0, 16)
+    );
+    assert_eq!(stderr.contents(), b"hello to stdout\n");
+    // No buffers: nothing written.
+    let (stdout, stderr) = out();
+    assert_eq!(
+        fd_write(
+            &runtime,
+            &module,
+            [1, 512, 0, 604, 0, 0, 0, 0],
+            &stdout,
+            &stderr
+        )
+        .unwrap(),
+        (0, 0)
+    );
+
+    // Every other descriptor is `badf` (8); stdin is not writable; nothing is written.
+    for fd in [0, 3, 7, -1] {
+        let (stdout, stderr) = out();
+        let args = [fd, 512, 2, 604, 160, 6, 144, 10];
+        assert_eq!(
+            fd_write(&runtime, &module, args, &stdout, &stderr).unwrap(),
+            (8, -1),
+            "fd {fd}"
+        );
+        assert!(stdout.contents().is_empty() && stderr.contents().is_empty());
+    }
+    // More buffers than IOV_MAX: `inval` (28).
+    let (stdout, stderr) = out();
+    let args = [1, 512, 1025, 604, 160, 6, 144, 10];
+    assert_eq!(
+        fd_write(&runtime, &module, args, &stdout, &stderr).unwrap(),
+        (28, -1)
+    );
+    assert_healthy(&runtime, &load(&runtime, tasks_wasm()));
+}
+
+#[test]
+fn fd_write_with_pointers_outside_memory_traps_before_writing() {
+    let runtime = runtime();
+    let module = hostile(&runtime);
+    for (args, needle) in [
+        (
+            [1, 65532, 2, 604, 160, 6, 144, 10],
+            "out of bounds: fd_write: the iovec array",
+        ),
+        ([1, -8, 2, 604, 160, 6, 144, 10], "the iovec array"),
+        ([1, 514, 1, 604, 160, 6, 144, 10], "not aligned"),
+        ([1, 512, 2, 604, 160, 6, 65530, 100], "out of bounds"),
+        ([1, 512, 2, 604, 160, 6, -16, 32], "out of bounds"),
+        (
+            [1, 512, 1, 65536, 160, 6, 0, 0],
+            "out of bounds: fd_write: `nwritten`",
+        ),
+        (
+            [1, 512, 1, 602, 160, 6, 0, 0],
+            "`nwritten` at 602 is not aligned",
+        ),
+    ] {
+        let (stdout, stderr) = (MemoryOutput::new(1024), MemoryOutput::new(1024));
+        let failure = fd_write(&runtime, &module, args, &stdout, &stderr).unwrap_err();
+        assert_failure(&failure, ErrorKind::Trap, needle);
+        assert!(
+            stdout.contents().is_empty(),
+            "{args:?}: nothing is written before the check"
+        );
+    }
+    // WASI's own calls trap on bad pointers too (as WASI requires).
+    for export in [
+        "random_get_out_of_bounds",
+        "clock_time_get_out_of_bounds",
+        "environ_sizes_get_out_of_bounds",
+    ] {
+        let failure = run_err(&runtime, &module, &task(export));
+        assert_eq!(failure.kind, ErrorKind::Trap, "{export}: {failure:?}");
+        assert!(
+            failure.message.contains("out of bounds"),
+            "{export}: {failure:?}"
+        );
+    }
+    assert_healthy(&runtime, &load(&runtime, tasks_wasm()));
+}
+
+#[test]
+fn table_growth_stops_at_the_table_limit() {
+    let runtime = runtime();
+    let module = hostile(&runtime);
+    let failure = run_err(&runtime, &module, &task("grow_table_forever"));
+    assert_failure(
+        &failure,
+        ErrorKind::Trap,
+        "table limit of 20000 elements reached: growth to 20001 elements refused",
+    );
+    assert!(failure.message.contains("unreachable"), "{failure:?}");
+    let failure = run_err(&runtime, &module, &task("grow_table_at_once"));
+    assert_failure(
+        &failure,
+        ErrorKind::Trap,
+        "growth to 2147483648 elements refused",
+    );
+    let size = runtime.run(&module, &task("grow_table_a_little")).unwrap();
+    assert_eq!(size, 101u32.to_le_bytes());
+    assert_healthy(&runtime, &load(&runtime, tasks_wasm()));
+}
+
+/// Peak resident set of this process (`VmHWM`), if `/proc` says.
+fn peak_resident_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
+#[test]
+fn a_result_over_the_cap_is_refused_before_it_is_copied() {
+    let small = Runtime::new(RuntimeConfig {
+        max_result_bytes: 1000,
+        ..small_config()
+    })
+    .unwrap();
+    let module = hostile(&small);
+    let at_cap = small.run(&module, &i32_args("result_of", &[1000])).unwrap();
+    assert_eq!(at_cap.len(), 1000);
+    let failure = run_err(&small, &module, &i32_args("result_of", &[1001]));
+    assert_failure(
+        &failure,
+        ErrorKind::ResultEncode,
+        "result of 1001 bytes is larger than the result cap of 1000 bytes",
+    );
+    assert_healthy(&small, &load(&small, tasks_wasm()));
+
+    // The default cap (16 MiB) against a 256 MiB result: refused without copying it (a
+    // copy would add its 256 MiB to the peak resident set; the guest's own pages are
+    // never touched, so they are not resident).
+    let runtime = runtime();
+    let module = hostile(&runtime);
+    let before = peak_resident_bytes();
+    let failure = run_err(&runtime, &module, &i32_args("result_of", &[256 << 20]));
+    assert_failure(
+        &failure,
+        ErrorKind::ResultEncode,
+        "result of 268435456 bytes is larger than the result cap of 16777216 bytes",
+    );
+    if let (Some(before), Some(after)) = (before, peak_resident_bytes()) {
+        let growth = after.saturating_sub(before);
+        assert!(growth < 64 << 20, "peak resident set grew {growth} bytes");
+    }
+    assert_healthy(&runtime, &load(&runtime, tasks_wasm()));
+}
+
+#[test]
+fn long_messages_are_cut() {
+    let runtime = runtime();
+    let module = hostile(&runtime);
+    let kept = "x".repeat(brine_executor::runtime::MAX_MESSAGE_BYTES);
+    let cut = format!("{kept}… (message of 200000 bytes cut at 65536)");
+    let failure = run_err(&runtime, &module, &task("long_error"));
+    assert_eq!(failure.kind, ErrorKind::GuestError);
+    assert!(failure.message == cut, "{}", &failure.message[65530..]);
+    let failure = run_err(&runtime, &module, &task("long_panic"));
+    assert_eq!(failure.kind, ErrorKind::GuestPanic);
+    assert!(failure.message == cut, "{}", &failure.message[65530..]);
+    assert_healthy(&runtime, &load(&runtime, tasks_wasm()));
+}
+
+/// An unsigned LEB128.
+fn leb(mut value: u64) -> Vec<u8> {
+    let mut out = Vec::new();
+    loop {
+        let byte = (value & 0x7f) as u8;
+        value >>= 7;
+        if value == 0 {
+            out.push(byte);
+            return out;
+        }
+        out.push(byte | 0x80);
+    }
+}
+
+fn section(id: u8, contents: &[u8]) -> Vec<u8> {
+    let mut out = vec![id];
+    out.extend(leb(contents.len() as u64));
+    out.extend(contents);
+    out
+}
+
+/// A module of `count` empty functions, written out directly (as WAT it would take
+/// a while to parse).
+fn many_functions(count: u64) -> Vec<u8> {
+    let mut module = b"\0asm\x01\0\0\0".to_vec();
+    module.extend(section(1, &[1, 0x60, 0, 0]));
+    let mut functions = leb(count);
+    functions.extend(std::iter::repeat_n(0, count as usize));
+    module.extend(section(3, &functions));
+    let mut code = leb(count);
+    for _ in 0..count {
+        code.extend([2, 0, 0x0b]);
+    }
+    module.extend(section(10, &code));
+    module
+}
+
+/// A Brine module with `pages` of memory and one data segment of `len` bytes of 7 at
+/// address 0; task `byte` returns the byte at the address it is given (an i32).
+fn with_data(pages: u32, len: usize) -> Vec<u8> {
+    let mut module = wat(&format!(
+        r#"(module
+      (import "brine" "result" (func $result (param i32 i32)))
+      (memory (export "memory") {pages})
+      (func (export "__brine_abi_v1"))
+      (func (export "__brine_alloc") (param i32) (result i32) (i32.const 0))
+      (func (export "byte") (param $p i32) (param i32 i32) (result i32)
+        (call $result (i32.load (local.get $p)) (i32.const 1)) (i32.const 0)))"#
+    ));
+    // The data section comes last (after the code section; custom sections may be
+    // anywhere).
+    let mut data = vec![1, 0, 0x41, 0, 0x0b];
+    data.extend(leb(len as u64));
+    data.extend(std::iter::repeat_n(7u8, len));
+    module.extend(section(11, &data));
+    module
+}
+
+#[test]
+fn modules_over_the_size_limits_are_refused_before_compiling() {
+    let runtime = runtime();
+    // More functions than the limit: refused from the function section's count (a
+    // compile of 100 000 functions takes seconds even in a release build).
+    let over = brine_executor::runtime::DEFAULT_MAX_MODULE_FUNCTIONS as u64 + 1;
+    let failure = load_err(&runtime, &many_functions(over));
+    assert_failure(
+        &failure,
+        ErrorKind::ModuleInvalid,
+        "module defines 100001 functions, more than the limit of 100000",
+    );
+    // More bytes than the limit (a 33 MiB data segment).
+    let huge = with_data(600, 33 << 20);
+    let failure = load_err(&runtime, &huge);
+    assert_failure(
+        &failure,
+        ErrorKind::ModuleInvalid,
+        "is larger than the limit of 33554432 bytes",
+    );
+    assert_eq!(runtime.stats().compiles, 0, "neither was compiled");
+
+    // Within the limits: a 16 MiB data segment loads and runs.
+    let module = load(&runtime, &with_data(300, 16 << 20));
+    let byte = |at: i32| runtime.run(&module, &i32_args("byte", &[at]));
+    assert_eq!(byte((16 << 20) - 1).unwrap(), [7]);
+    assert_eq!(byte(16 << 20).unwrap(), [0]);
+    // A smaller limit applies as configured.
+    let strict = Runtime::new(RuntimeConfig {
+        max_module_bytes: 1 << 20,
+        max_module_functions: 100,
+        ..small_config()
+    })
+    .unwrap();
+    assert_failure(
+        &load_err(&strict, &many_functions(101)),
+        ErrorKind::ModuleInvalid,
+        "defines 101 functions, more than the limit of 100",
+    );
+    assert_failure(
+        &load_err(&strict, &with_data(300, 2 << 20)),
+        ErrorKind::ModuleInvalid,
+        "larger than the limit of 1048576 bytes",
+    );
+    assert_healthy(&strict, &load(&strict, tasks_wasm()));
+    assert_healthy(&runtime, &load(&runtime, tasks_wasm()));
+}
+
+#[test]
+fn modules_that_do_not_fit_the_instance_pool_are_module_invalid() {
+    let runtime = runtime();
+    let brine = |extra: &str| {
+        wat(&format!(
+            r#"(module {extra}
+          (func (export "__brine_abi_v1"))
+          (func (export "__brine_alloc") (param i32) (result i32) (i32.const 0)))"#
+        ))
+    };
+    for (extra, needle) in [
+        (
+            r#"(memory (export "memory") 20000)"#,
+            "memory has a minimum byte size of 1310720000 which exceeds the limit",
+        ),
+        (
+            r#"(memory (export "memory") 1) (table 30000 funcref)"#,
+            "minimum element size of 30000 which exceeds the limit of 20000",
+        ),
+        (
+            r#"(memory (export "memory") 1) (memory 1)"#,
+            "defined memories count of 2 exceeds the per-instance limit of 1",
+        ),
+    ] {
+        assert_failure(
+            &load_err(&runtime, &brine(extra)),
+            ErrorKind::ModuleInvalid,
+            needle,
+        );
+    }
+    // Many globals: an instance larger than a pool slot.
+    let globals = "(global i64 (i64.const 0))".repeat(100_000);
+    let failure = load_err(
+        &runtime,
+        &brine(&format!(r#"(memory (export "memory") 1) {globals}"#)),
+    );
+    assert_failure(
+        &failure,
+        ErrorKind::ModuleInvalid,
+        "exceeds the configured maximum",
+    );
+    // A data segment outside the memory: a trap when the task's instance is created.
+    let outside = wat_module(
+        r#"(data (i32.const 70000) "x")
+        (func (export "echo") (param i32 i32 i32) (result i32) (i32.const 0))"#,
+    );
+    let module = load(&runtime, &outside);
+    assert_failure(
+        &run_err(&runtime, &module, &task("echo")),
+        ErrorKind::Trap,
+        "out of bounds memory access",
+    );
+    assert_healthy(&runtime, &load(&runtime, tasks_wasm()));
+}

@@ -338,3 +338,132 @@ fn hash_only_refs_find_loaded_examples() {
     assert_eq!(again.hash(), hash);
     assert!(shared().cached_modules().contains(&hash));
 }
+
+fn postcard_task<A: serde::Serialize>(export: &str, args: &A) -> TaskRun {
+    TaskRun::new(
+        export,
+        postcard::to_allocvec(args).unwrap(),
+        brine_proto::payload::Encoding::Postcard,
+    )
+}
+
+#[test]
+fn deep_recursion_is_a_stack_overflow_trap() {
+    let failures = module("failures");
+    // Within the wasm stack: fine.
+    let depth = shared()
+        .run(&failures, &json_task("recurse", json!(1000)))
+        .unwrap();
+    assert_eq!(depth, b"1000");
+    // Native frames (wasm locals) past `max_wasm_stack_bytes`: wasmtime's stack check.
+    let failure = run_err(
+        shared(),
+        &failures,
+        &json_task("recurse", json!(100_000_000)),
+    );
+    assert_failure(&failure, ErrorKind::Trap, "call stack exhausted");
+    assert_healthy();
+    // Frames on Rust's shadow stack (in linear memory) past its 1 MiB: the stack
+    // pointer runs below address 0 and the next store is out of bounds.
+    let shallow = shared()
+        .run(&failures, &json_task("recurse_with_frames", json!(10)))
+        .unwrap();
+    assert_eq!(shallow, b"10");
+    let failure = run_err(
+        shared(),
+        &failures,
+        &json_task("recurse_with_frames", json!(100_000)),
+    );
+    assert_failure(&failure, ErrorKind::Trap, "out of bounds memory access");
+    assert_healthy();
+}
+
+#[test]
+fn a_result_over_the_cap_is_result_encode() {
+    let failures = module("failures");
+    let cap = brine_executor::runtime::DEFAULT_MAX_RESULT_BYTES;
+    // postcard: a 4-byte length, then the bytes; exactly the cap is fine.
+    let fits = cap - 4;
+    let result = shared()
+        .run(&failures, &postcard_task("big_result", &fits))
+        .unwrap();
+    assert_eq!(result.len() as u64, cap);
+    let bytes: Vec<u8> = postcard::from_bytes(&result).unwrap();
+    assert_eq!(bytes.len() as u64, fits);
+    assert!(bytes.iter().enumerate().all(|(i, &b)| b == i as u8));
+
+    let failure = run_err(
+        shared(),
+        &failures,
+        &postcard_task("big_result", &(fits + 1)),
+    );
+    assert_failure(
+        &failure,
+        ErrorKind::ResultEncode,
+        &format!(
+            "result of {} bytes is larger than the result cap of {cap} bytes",
+            cap + 1
+        ),
+    );
+    assert_healthy();
+}
+
+#[test]
+fn abi_calls_with_pointers_outside_memory_trap() {
+    let failures = module("failures");
+    // The six cases of `example_failures::BAD_ABI_CALLS`: `result`, `error`, `panic` and
+    // `dataset_read` called with ranges past the end of memory, wrapping around the
+    // address space, or 4 GiB long.
+    for case in 0..6 {
+        let failure = run_err(shared(), &failures, &json_task("bad_abi_call", json!(case)));
+        assert_failure(&failure, ErrorKind::Trap, "out of bounds: guest range");
+        assert!(
+            failure.message.contains("lies outside its"),
+            "case {case}: {failure:?}"
+        );
+        assert_healthy();
+    }
+    let failure = run_err(shared(), &failures, &json_task("bad_abi_call", json!(99)));
+    assert_failure(&failure, ErrorKind::GuestError, "unknown case");
+}
+
+#[test]
+fn wasi_gives_no_files_sockets_or_environment() {
+    let dir = tempfile::tempdir().unwrap();
+    let secret = dir.path().join("secret.txt");
+    std::fs::write(&secret, "host data").unwrap();
+    let probe = run_json(
+        "failures",
+        &json_task("probe_wasi", json!(secret.to_string_lossy())),
+    );
+    let field = |name: &str| probe[name].as_str().unwrap_or_default().to_owned();
+    // Files and directories, even one that exists on the host: with no preopened
+    // directory to resolve a path through, wasi-libc answers ENOENT (44).
+    for name in ["open", "create", "read_dir", "read_dir_current"] {
+        assert_eq!(
+            field(name),
+            "NotFound: No such file or directory (os error 44)",
+            "{name}"
+        );
+    }
+    assert!(!dir.path().join("secret.txt.new").exists());
+    // Sockets: none.
+    for name in ["tcp_connect", "tcp_bind", "udp_bind"] {
+        let seen = field(name);
+        assert!(seen.starts_with("Unsupported"), "{name}: {seen}");
+    }
+    // No environment, no arguments, an empty stdin, no current directory.
+    assert_eq!(probe["env_vars"], json!(0));
+    assert_eq!(probe["env_path"], json!("Err(NotPresent)"));
+    assert_eq!(probe["args"], json!(0));
+    assert_eq!(probe["stdin"], json!("ok: 0"));
+    // The working directory is wasi-libc's own "/", not a host path.
+    assert_eq!(field("current_dir"), r#"ok: "/""#);
+    // The raw calls: `badf` (8) for fd 3 (no preopened directory, nothing opened), and
+    // `notsock` (57) for a socket call on stdout.
+    assert_eq!(probe["prestat_fd3"], json!(8), "{probe}");
+    assert_eq!(probe["path_open_fd3"], json!(8), "{probe}");
+    assert_eq!(probe["sock_accept_fd3"], json!(8), "{probe}");
+    assert_eq!(probe["sock_accept_stdout"], json!(57), "{probe}");
+    assert_healthy();
+}

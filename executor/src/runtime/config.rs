@@ -17,6 +17,18 @@ pub const DEFAULT_MAX_WASM_STACK_BYTES: usize = 512 << 10;
 pub const DEFAULT_EPOCH_TICK: Duration = Duration::from_millis(1);
 /// Default for [`RuntimeConfig::stderr_tail_bytes`]: 4 KiB.
 pub const DEFAULT_STDERR_TAIL_BYTES: usize = 4096;
+/// Default for [`RuntimeConfig::max_result_bytes`]: 16 MiB. A result travels in one
+/// Mesos status update (`TaskStatus.data`, through the agent to the scheduler's event
+/// stream, whose records Brine caps at 64 MiB: `recordio::DEFAULT_MAX_RECORD_SIZE`) or
+/// in one closure-lane frame (`lane::MAX_FRAME_BYTES`, 64 MiB); 16 MiB fits either
+/// with room for the envelope, and for base64 when an API speaks JSON.
+pub const DEFAULT_MAX_RESULT_BYTES: u64 = 16 << 20;
+/// Default for [`RuntimeConfig::max_module_bytes`]: 32 MiB (the example modules are
+/// 160–240 KB).
+pub const DEFAULT_MAX_MODULE_BYTES: u64 = 32 << 20;
+/// Default for [`RuntimeConfig::max_module_functions`]: 100 000 (the example modules
+/// define 300–500).
+pub const DEFAULT_MAX_MODULE_FUNCTIONS: u32 = 100_000;
 
 /// Sizing of a [`Runtime`](super::Runtime).
 ///
@@ -49,6 +61,21 @@ pub struct RuntimeConfig {
     /// How many of the last bytes of a task's stderr come back with its failure.
     /// Default 4 KiB.
     pub stderr_tail_bytes: usize,
+    /// Most bytes of one task's result (`brine.result`). A larger result fails the task
+    /// with `result_encode`, checked before the bytes are copied out of guest memory.
+    /// Default 16 MiB.
+    pub max_result_bytes: u64,
+    /// Largest module (wasm bytes) the runtime compiles; a larger one is
+    /// `module_invalid` before any work is spent on it. With
+    /// [`max_module_functions`](Self::max_module_functions) (and wasmparser's own
+    /// limit of 7 654 321 bytes per function body) this bounds a compilation, which
+    /// nothing can interrupt once started: see the README for the figures. Default
+    /// 32 MiB.
+    pub max_module_bytes: u64,
+    /// Most functions a module may define (its function section); more is
+    /// `module_invalid`. Compilation costs about the same per function however small
+    /// it is, so this bounds a module of many tiny functions. Default 100 000.
+    pub max_module_functions: u32,
 }
 
 impl Default for RuntimeConfig {
@@ -62,6 +89,9 @@ impl Default for RuntimeConfig {
             cache_dir: None,
             epoch_tick: DEFAULT_EPOCH_TICK,
             stderr_tail_bytes: DEFAULT_STDERR_TAIL_BYTES,
+            max_result_bytes: DEFAULT_MAX_RESULT_BYTES,
+            max_module_bytes: DEFAULT_MAX_MODULE_BYTES,
+            max_module_functions: DEFAULT_MAX_MODULE_FUNCTIONS,
         }
     }
 }

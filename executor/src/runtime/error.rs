@@ -30,6 +30,18 @@ pub enum RuntimeError {
 #[error("{0}")]
 pub(crate) struct HostTrap(pub String);
 
+/// `brine.result` was offered more bytes than the runtime's result cap; raised (a trap)
+/// before any of them is copied out of guest memory. Reported as `result_encode`.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "result of {len} bytes is larger than the result cap of {cap} bytes \
+     (RuntimeConfig::max_result_bytes)"
+)]
+pub(crate) struct ResultTooLarge {
+    pub len: usize,
+    pub cap: usize,
+}
+
 /// Why the epoch callback stopped a task.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub(crate) enum Interrupt {

@@ -60,13 +60,14 @@ use wasmtime::{Engine, Linker, Module};
 
 pub use self::abi::SUPPORTED_VERSIONS;
 pub use self::config::{
-    DEFAULT_EPOCH_TICK, DEFAULT_MAX_INSTANCES, DEFAULT_MAX_MEMORY_BYTES,
-    DEFAULT_MAX_TABLE_ELEMENTS, DEFAULT_MAX_WASM_STACK_BYTES, DEFAULT_STDERR_TAIL_BYTES,
-    RuntimeConfig,
+    DEFAULT_EPOCH_TICK, DEFAULT_MAX_INSTANCES, DEFAULT_MAX_MEMORY_BYTES, DEFAULT_MAX_MODULE_BYTES,
+    DEFAULT_MAX_MODULE_FUNCTIONS, DEFAULT_MAX_RESULT_BYTES, DEFAULT_MAX_TABLE_ELEMENTS,
+    DEFAULT_MAX_WASM_STACK_BYTES, DEFAULT_STDERR_TAIL_BYTES, RuntimeConfig,
 };
 pub use self::control::{KillSwitch, Progress, monotonic_ns};
 pub use self::dataset::Dataset;
 pub use self::error::RuntimeError;
+pub use self::host::{MAX_IOVS, MAX_MESSAGE_BYTES};
 pub use self::module::LoadedModule;
 pub use self::output::{MemoryOutput, Output};
 pub use self::task::TaskRun;
@@ -167,11 +168,20 @@ impl Runtime {
     /// The module `module` names, ready to run: from memory, else from the disk cache,
     /// else compiled from its inline bytes (then cached in both).
     ///
-    /// Fails with `module_invalid` when the inline bytes do not hash to the named hash,
-    /// are not a valid module, or import what the host does not offer; `abi_mismatch`
-    /// without the `__brine_abi_v1` marker; `module_missing` for a hash-only reference
-    /// to a module cached nowhere here.
+    /// Fails with `module_invalid` when the inline bytes are over the module limits
+    /// ([`RuntimeConfig::max_module_bytes`], [`RuntimeConfig::max_module_functions`]),
+    /// do not hash to the named hash, are not a valid module, do not fit the instance
+    /// pool, or import what the host does not offer; `abi_mismatch` without the
+    /// `__brine_abi_v1` marker; `module_missing` for a hash-only reference to a module
+    /// cached nowhere here.
     pub fn load(&self, module: &ModuleRef) -> Result<Arc<LoadedModule>, TaskFailure> {
+        if let Some(bytes) = &module.bytes {
+            module::check_limits(
+                bytes,
+                self.config.max_module_bytes,
+                self.config.max_module_functions,
+            )?;
+        }
         module
             .verify()
             .map_err(|e| failure(ErrorKind::ModuleInvalid, e.to_string()))?;

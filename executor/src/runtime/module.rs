@@ -210,6 +210,70 @@ fn check_exports(module: &Module) -> Result<(), TaskFailure> {
     }
 }
 
+/// The module limits, checked on the bytes before anything else is done with them:
+/// at most `max_bytes` bytes and `max_functions` defined functions. Only the section
+/// headers and the function section's count are read; bytes that are not a module
+/// (or are cut short) pass, and compilation then says what is wrong with them.
+pub(crate) fn check_limits(
+    bytes: &[u8],
+    max_bytes: u64,
+    max_functions: u32,
+) -> Result<(), TaskFailure> {
+    let invalid = |message: String| Err(failure(ErrorKind::ModuleInvalid, message));
+    let len = bytes.len() as u64;
+    if len > max_bytes {
+        return invalid(format!(
+            "module of {len} bytes is larger than the limit of {max_bytes} bytes \
+             (RuntimeConfig::max_module_bytes)"
+        ));
+    }
+    match defined_functions(bytes) {
+        Some(count) if count > max_functions => invalid(format!(
+            "module defines {count} functions, more than the limit of {max_functions} \
+             (RuntimeConfig::max_module_functions)"
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// The count of the function section (the functions a module defines), 0 without one;
+/// `None` when the bytes are not a well-formed core module that far.
+fn defined_functions(bytes: &[u8]) -> Option<u32> {
+    const FUNCTION_SECTION: u8 = 3;
+    if bytes.get(..8)? != b"\0asm\x01\0\0\0" {
+        return None;
+    }
+    let mut at = 8;
+    while at < bytes.len() {
+        let id = *bytes.get(at)?;
+        let (size, next) = leb_u32(bytes, at + 1)?;
+        let end = next.checked_add(size as usize)?;
+        let contents = bytes.get(next..end)?;
+        if id == FUNCTION_SECTION {
+            return leb_u32(contents, 0).map(|(count, _)| count);
+        }
+        at = end;
+    }
+    Some(0)
+}
+
+/// An unsigned LEB128 `u32` at `at`: its value and the index after it.
+fn leb_u32(bytes: &[u8], at: usize) -> Option<(u32, usize)> {
+    let mut value: u32 = 0;
+    for i in 0..5 {
+        let byte = *bytes.get(at + i)?;
+        let bits = u32::from(byte & 0x7f);
+        if i == 4 && bits > 0x0f {
+            return None;
+        }
+        value |= bits << (7 * i);
+        if byte & 0x80 == 0 {
+            return Some((value, at + i + 1));
+        }
+    }
+    None
+}
+
 fn export_index(module: &Module, name: &str) -> Result<ModuleExport, TaskFailure> {
     module
         .get_export_index(name)
@@ -239,5 +303,81 @@ fn list_or_none(items: &[String]) -> String {
         "none".into()
     } else {
         items.join(", ")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn leb(mut value: u32) -> Vec<u8> {
+        let mut out = Vec::new();
+        loop {
+            let byte = (value & 0x7f) as u8;
+            value >>= 7;
+            if value == 0 {
+                out.push(byte);
+                return out;
+            }
+            out.push(byte | 0x80);
+        }
+    }
+
+    /// A module of `count` empty functions (type, function and code sections).
+    fn functions(count: u32) -> Vec<u8> {
+        let mut module = b"\0asm\x01\0\0\0".to_vec();
+        module.extend([1, 4, 1, 0x60, 0, 0]);
+        let mut section = leb(count);
+        section.extend(std::iter::repeat_n(0, count as usize));
+        module.push(3);
+        module.extend(leb(section.len() as u32));
+        module.extend(section);
+        let mut code = leb(count);
+        for _ in 0..count {
+            code.extend([2, 0, 0x0b]);
+        }
+        module.push(10);
+        module.extend(leb(code.len() as u32));
+        module.extend(code);
+        module
+    }
+
+    #[test]
+    fn the_function_count_is_read_from_the_function_section() {
+        assert_eq!(defined_functions(&functions(0)), Some(0));
+        assert_eq!(defined_functions(&functions(3)), Some(3));
+        assert_eq!(defined_functions(&functions(200)), Some(200));
+        assert_eq!(defined_functions(b"\0asm\x01\0\0\0"), Some(0));
+        // Not a module, or cut short: left to the compiler.
+        assert_eq!(defined_functions(b"not wasm"), None);
+        let module = functions(200);
+        for cut in 9..module.len() - 1 {
+            let _ = defined_functions(&module[..cut]);
+        }
+        assert_eq!(defined_functions(&module[..12]), None);
+        assert_eq!(
+            leb_u32(&[0xff, 0xff, 0xff, 0xff, 0x0f], 0),
+            Some((u32::MAX, 5))
+        );
+        assert_eq!(leb_u32(&[0xff, 0xff, 0xff, 0xff, 0x1f], 0), None);
+        assert_eq!(leb_u32(&[0x80, 0x80], 0), None);
+    }
+
+    #[test]
+    fn limits_refuse_large_modules_and_many_functions() {
+        assert!(check_limits(&functions(10), 1 << 20, 10).is_ok());
+        let failure = check_limits(&functions(11), 1 << 20, 10).unwrap_err();
+        assert_eq!(failure.kind, ErrorKind::ModuleInvalid);
+        assert!(
+            failure.message.contains("defines 11 functions"),
+            "{failure:?}"
+        );
+        let failure = check_limits(&functions(10), 20, 10).unwrap_err();
+        assert!(
+            failure
+                .message
+                .contains("larger than the limit of 20 bytes")
+        );
+        assert!(check_limits(b"not wasm", 1 << 20, 10).is_ok());
     }
 }

@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use brine_proto::payload::{Encoding, ErrorKind, TaskFailure};
 use wasmtime::{
-    Engine, Extern, Instance, PoolConcurrencyLimitError, Store, Trap, TypedFunc, UpdateDeadline,
+    Engine, Extern, Instance, Memory, PoolConcurrencyLimitError, Store, Trap, TypedFunc,
+    UpdateDeadline,
 };
 use wasmtime_wasi::I32Exit;
 
@@ -14,7 +15,7 @@ use super::abi;
 use super::config::RuntimeConfig;
 use super::control::{KillSwitch, Progress, Watch};
 use super::dataset::Dataset;
-use super::error::{HostTrap, Interrupt, describe, failure};
+use super::error::{HostTrap, Interrupt, ResultTooLarge, describe, failure};
 use super::host::{GuestReport, HostState, LazyWasi, MemoryLimiter, guest_range};
 use super::module::LoadedModule;
 use super::output::{Capture, Output};
@@ -89,8 +90,12 @@ pub(crate) fn run(
     module.check_entry(&task.export)?;
     let stdout = Capture::open(&task.stdout, 0);
     let stderr = Capture::open(&task.stderr, config.stderr_tail_bytes);
-    let mut store = new_store(engine, config, task, stdout, stderr.clone());
-    execute(&mut store, module, task).map_err(|mut failure| {
+    let mut store = new_store(engine, config, task, stdout.clone(), stderr.clone());
+    let outcome = execute(&mut store, module, task);
+    // The output files are complete before the outcome is reported.
+    stdout.finish();
+    stderr.finish();
+    outcome.map_err(|mut failure| {
         failure.stderr_tail = stderr.tail();
         failure
     })
@@ -110,16 +115,21 @@ fn new_store(
         .memory_limit_bytes
         .map_or(config.max_memory_bytes, |l| l.min(config.max_memory_bytes));
     let state = HostState {
-        wasi: LazyWasi::new(stdout, stderr),
+        wasi: LazyWasi::new(stdout.clone(), stderr.clone()),
+        stdout,
+        stderr,
         limiter: MemoryLimiter {
             limit_bytes: usize::try_from(limit).unwrap_or(usize::MAX),
             max_table_elements: config.max_table_elements,
             refused: None,
+            refused_table: None,
         },
         report: GuestReport::default(),
         progress: task.progress.clone(),
         dataset: task.dataset.clone(),
         watch: Watch::new(task.kill.clone(), task.deadline),
+        max_result_bytes: usize::try_from(config.max_result_bytes).unwrap_or(usize::MAX),
+        memory: None,
     };
     let mut store = Store::new(engine, state);
     store.limiter(|state| &mut state.limiter);
@@ -141,12 +151,17 @@ fn execute(
         .pre()
         .instantiate(&mut *store)
         .map_err(|e| classify(store.data(), &e))?;
+    let memory = instance
+        .get_module_export(&mut *store, module.memory())
+        .and_then(Extern::into_memory)
+        .ok_or_else(|| failure(ErrorKind::ModuleInvalid, "the module exports no memory"))?;
+    store.data_mut().memory = Some(memory);
     if let Some(init) = module.initialize() {
         let init: TypedFunc<(), ()> = typed_export(store, &instance, init, abi::INITIALIZE)?;
         init.call(&mut *store, ())
             .map_err(|e| classify(store.data(), &e))?;
     }
-    let (ptr, len) = write_args(store, &instance, module, &task.args)?;
+    let (ptr, len) = write_args(store, &instance, module, memory, &task.args)?;
     let entry: TypedFunc<(i32, i32, i32), i32> = match module.entry(&task.export) {
         Some(export) => typed_export(store, &instance, export, &task.export)?,
         None => instance
@@ -165,6 +180,7 @@ fn write_args(
     store: &mut Store<HostState>,
     instance: &Instance,
     module: &LoadedModule,
+    memory: Memory,
     args: &[u8],
 ) -> Result<(i32, i32), TaskFailure> {
     let len = i32::try_from(args.len()).map_err(|_| {
@@ -180,10 +196,6 @@ fn write_args(
     let ptr = alloc
         .call(&mut *store, len)
         .map_err(|e| classify(store.data(), &e))?;
-    let memory = instance
-        .get_module_export(&mut *store, module.memory())
-        .and_then(Extern::into_memory)
-        .ok_or_else(|| failure(ErrorKind::ModuleInvalid, "the module exports no memory"))?;
     let data = memory.data_mut(&mut *store);
     let range = guest_range(ptr, len, data.len()).map_err(|e| {
         failure(
@@ -237,7 +249,8 @@ fn interpret(code: i32, report: GuestReport) -> Result<Vec<u8>, TaskFailure> {
 }
 
 /// Why the guest stopped with `error`: the host's own reasons first (kill, deadline,
-/// refused memory growth, recorded panic), then what the error itself says.
+/// refused memory growth, a result over the cap, a refused table growth, recorded
+/// panic), then what the error itself says.
 fn classify(state: &HostState, error: &wasmtime::Error) -> TaskFailure {
     tracing::debug!(error = ?error, "guest stopped");
     if let Some(reason) = state.watch.interrupted {
@@ -249,6 +262,19 @@ fn classify(state: &HostState, error: &wasmtime::Error) -> TaskFailure {
             format!(
                 "memory limit of {} bytes reached: growth to {desired} bytes refused ({})",
                 state.limiter.limit_bytes,
+                trap_message(error)
+            ),
+        );
+    }
+    if let Some(too_large) = error.downcast_ref::<ResultTooLarge>() {
+        return failure(ErrorKind::ResultEncode, too_large.to_string());
+    }
+    if let Some(desired) = state.limiter.refused_table {
+        return failure(
+            ErrorKind::Trap,
+            format!(
+                "table limit of {} elements reached: growth to {desired} elements refused ({})",
+                state.limiter.max_table_elements,
                 trap_message(error)
             ),
         );
