@@ -24,6 +24,8 @@ async fn limits_follow_the_tasks() {
     let dir = tempfile::tempdir().unwrap();
     let mut config = config(dir.path());
     config.cgroups = CgroupsMode::Auto;
+    // The CFS quota is off by default, as in Mesos; this test checks it too.
+    config.cgroups_enable_cfs = true;
     config.cgroups_root = format!("brine-test-{}", std::process::id());
     let agent = Agent::start(config).await.unwrap();
     assert!(

@@ -122,7 +122,9 @@ pub struct AgentConfig {
     /// `--cgroups_root`: the cgroup under which executors' cgroups go; default `brine`.
     pub cgroups_root: String,
     /// `--cgroups_enable_cfs`: also cap CPU time (CFS quota) at the allocation. Default
-    /// `true` here (Mesos defaults to `false`, shares only).
+    /// `false`, as Mesos (shares only): with a hard quota a small container (an
+    /// executor holding one 0.1-cpu lease: 20 ms of CPU per 100 ms period) is
+    /// throttled for the rest of each period, which Mesos with its defaults is not.
     pub cgroups_enable_cfs: bool,
     /// `--gc_delay`: how long a terminated executor's sandbox stays; Mesos default
     /// 1weeks, shortened as the disk fills (see `gc_disk_headroom`).
@@ -160,7 +162,7 @@ impl AgentConfig {
             cgroups: CgroupsMode::Auto,
             cgroups_hierarchy: PathBuf::from("/sys/fs/cgroup"),
             cgroups_root: "brine".to_owned(),
-            cgroups_enable_cfs: true,
+            cgroups_enable_cfs: false,
             gc_delay: Duration::from_secs(7 * 24 * 3600),
             gc_disk_headroom: 0.1,
             disk_watch_interval: Duration::from_secs(60),
