@@ -41,11 +41,9 @@ async fn closures_return_typed_results_and_guest_errors() {
         .expect("hello succeeds");
     assert_eq!(greeting, "hello world");
 
-    let failed = bounded(
-        "a failing sum",
-        cluster.submit::<String, i64>(&sum, "sum", &"1 x 3".to_string()),
-    )
-    .await;
+    let failing = cluster.submit::<String, i64>(&sum, "sum", &"1 x 3".to_string());
+    let watch = failing.watch().expect("a submitted handle has a status");
+    let failed = bounded("a failing sum", failing).await;
     match failed {
         Err(TaskError::Guest { kind, message, .. }) => {
             assert_eq!(kind, ErrorKind::GuestError);
@@ -54,15 +52,22 @@ async fn closures_return_typed_results_and_guest_errors() {
         }
         other => panic!("expected a guest error, got {other:?}"),
     }
-    // Not retried: the agents were given exactly the 5 tasks submitted.
+    // Not retried: a deterministic guest error ends the job at its first attempt.
+    assert_eq!(watch.borrow().attempts, 1, "{:?}", watch.borrow());
+    let status = cluster.status().await.expect("status");
+    assert_eq!((status.jobs.succeeded, status.jobs.failed), (4, 1));
+    // Every Mesos task the agents were given is a lease: no closure was a task.
     let local = cluster.local().expect("a local cluster");
-    let given: usize = local
+    let given: Vec<String> = local
         .agents()
         .iter()
         .flat_map(|a| a.executors())
-        .map(|e| e.tasks.len())
-        .sum();
-    assert_eq!(given, 5, "every task ran once");
+        .flat_map(|e| e.tasks.into_iter().map(|(id, _)| id.value))
+        .collect();
+    assert!(
+        !given.is_empty() && given.iter().all(|id| id.starts_with("brine-lease-")),
+        "{given:?}"
+    );
     cluster.shutdown().await;
 }
 
