@@ -16,6 +16,7 @@ pub mod codec;
 pub mod duration;
 pub mod lane;
 pub mod mesos;
+mod message;
 pub mod payload;
 pub mod recordio;
 pub mod reflect;

@@ -11,8 +11,8 @@ use prost_reflect::{
     Value,
 };
 
-use crate::codec::{CodecError, MesosMessage};
 use crate::mesos::FILE_DESCRIPTOR_SET;
+use crate::message::{CodecError, MesosMessage};
 
 /// The descriptors of `mesos.v1`, `mesos.v1.executor` and `mesos.v1.scheduler`.
 pub fn descriptor_pool() -> Result<&'static DescriptorPool, CodecError> {

@@ -1,7 +1,7 @@
 //! The event loop's side of leases and the closure lane: a lease enters the task table
 //! (the container grows) and reports `TASK_RUNNING` at once; closures from the lane
-//! queue for its slots ([`Leases`]), run on the worker pool exactly as Mesos tasks do,
-//! and their outcomes go back over the lane as `Done` frames.
+//! queue for its slots ([`Leases`](crate::leases::Leases)), run on the worker pool
+//! exactly as Mesos tasks do, and their outcomes go back over the lane as `Done` frames.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -11,7 +11,9 @@ use brine_proto::mesos::v1::TaskState;
 use brine_proto::payload::{ErrorKind, Payload, TaskFailure, TaskOutcome, TaskSpec};
 use bytes::Bytes;
 
-use super::{Executor, Input, failure_status, instance_count, memory_limit};
+use super::lifecycle::{instance_count, memory_limit};
+use super::outcome::failure_status;
+use super::{Executor, Input};
 use crate::lane::LaneEvent;
 use crate::leases::{End, Killed, Next, QueuedClosure};
 use crate::pool::{self, Job, Placement, TaskDone};

@@ -30,7 +30,7 @@ use prost_reflect::{
 };
 use serde_json::{Map, Value};
 
-use super::{CodecError, MesosMessage};
+use crate::message::{CodecError, MesosMessage};
 use crate::reflect;
 
 const SERIALIZE: SerializeOptions = SerializeOptions::new()
