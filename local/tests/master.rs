@@ -462,3 +462,79 @@ async fn failover_within_and_after_timeout() {
     }
     cluster.shutdown().await;
 }
+
+/// The call types the local master does not implement are refused as Mesos refuses a
+/// call type it has no handler for (`Master::Http::scheduler`, `src/master/http.cpp`:
+/// `NotImplemented()`, libprocess's `501` with the body `501 Not Implemented.`), after
+/// the same framework and stream checks as every other call. Nothing happens, and the
+/// subscription and the implemented calls go on as before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unimplemented_calls_get_501() {
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = cluster(
+        dir.path(),
+        Duration::from_secs(15),
+        Duration::from_millis(100),
+    )
+    .await;
+    let url = cluster.master_url();
+    let info = json!({"user": "root", "name": "unimplemented", "roles": ["*"], "capabilities": [{"type": "MULTI_ROLE"}], "failover_timeout": 0.0});
+    let mut fw = Framework::subscribe(&url, info.clone(), json_headers(None)).await;
+    let offer = fw.offer().await;
+    let mut renamed = info.clone();
+    renamed["name"] = json!("renamed");
+    renamed["id"] = json!({"value": fw.id});
+    let uuid = base64::engine::general_purpose::STANDARD.encode([7u8; 16]);
+    let unimplemented = [
+        json!({"type": "UPDATE_FRAMEWORK", "update_framework": {"framework_info": renamed}}),
+        json!({"type": "REQUEST", "request": {"requests": []}}),
+        json!({"type": "ACCEPT_INVERSE_OFFERS", "accept_inverse_offers": {"inverse_offer_ids": [{"value": "none"}]}}),
+        json!({"type": "DECLINE_INVERSE_OFFERS", "decline_inverse_offers": {"inverse_offer_ids": [{"value": "none"}]}}),
+        json!({"type": "RECONCILE_OPERATIONS", "reconcile_operations": {"operations": []}}),
+        json!({"type": "ACKNOWLEDGE_OPERATION_STATUS", "acknowledge_operation_status": {"uuid": uuid, "operation_id": {"value": "op"}}}),
+        json!({"type": "UNKNOWN"}),
+    ];
+    for call in unimplemented {
+        let (status, body) = fw.call(call.clone()).await;
+        assert_eq!(
+            (status, body.as_str()),
+            (501, "501 Not Implemented."),
+            "{call}"
+        );
+    }
+    // The framework and stream checks come first, as for every call.
+    let (status, body) = post(
+        &url,
+        &json_headers(Some(&fw.stream_id)),
+        serde_json::to_vec(
+            &json!({"framework_id": {"value": "nope"}, "type": "REQUEST", "request": {}}),
+        )
+        .unwrap(),
+    )
+    .await;
+    assert_eq!((status, body.as_str()), (400, "Framework cannot be found"));
+    let (status, body) = post(
+        &url,
+        &json_headers(Some("not-the-stream")),
+        serde_json::to_vec(
+            &json!({"framework_id": {"value": fw.id}, "type": "REQUEST", "request": {}}),
+        )
+        .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 400);
+    assert!(body.starts_with("The stream ID"), "{body}");
+    // Nothing changed, and the implemented calls still work on the same stream.
+    let state: Value = serde_json::from_str(&get(&url, "/master/state").await).unwrap();
+    assert_eq!(state["frameworks"][0]["name"], "unimplemented");
+    let decline = json!({"type": "DECLINE", "decline": {"offer_ids": [offer["id"]], "filters": {"refuse_seconds": 0.0}}});
+    assert_eq!(fw.call(decline).await, (202, String::new()));
+    assert_eq!(
+        fw.call(json!({"type": "REVIVE"})).await,
+        (202, String::new())
+    );
+    let offer = fw.offer().await;
+    assert_eq!(offered(&offer, "cpus"), 2.0);
+    fw.teardown().await;
+    cluster.shutdown().await;
+}

@@ -15,7 +15,7 @@ use tokio::sync::watch;
 use crate::web::{self, ResponseBody, accepted, json_response, plain};
 
 use super::call;
-use super::executor::{Inner, Reply};
+use super::inner::{Inner, Reply};
 
 pub(crate) async fn serve(listener: TcpListener, inner: Arc<Inner>, stop: watch::Receiver<bool>) {
     web::serve(listener, stop, move |req| handle(Arc::clone(&inner), req)).await;

@@ -16,13 +16,21 @@
 mod call;
 pub mod cgroups;
 mod config;
-mod executor;
+mod container;
+mod executor_api;
 pub mod fetcher;
 mod gc;
 mod http;
+mod inner;
+mod launch;
 mod launcher;
+mod metrics;
+mod relay;
 pub mod sandbox;
+mod state;
 pub mod status_updates;
+mod termination;
+mod upstream;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -37,11 +45,11 @@ use tokio::sync::{mpsc, watch};
 
 pub use cgroups::{CgroupPaths, CgroupVersion};
 pub use config::{AgentConfig, AgentResources, CgroupsMode};
-pub use executor::ExecutorState;
 pub use gc::GcCounts;
+pub use state::ExecutorState;
 pub use status_updates::AckError;
 
-use executor::Inner;
+use inner::Inner;
 
 /// What the agent tells the layer above.
 #[derive(Debug, Clone)]

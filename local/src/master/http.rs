@@ -17,7 +17,7 @@ use serde_json::json;
 use tokio::sync::{mpsc, oneshot};
 
 use super::Credentials;
-use super::core::Command;
+use super::command::Command;
 use super::validation;
 use crate::web::{
     ResponseBody, accepted, json_response, plain, read_call, stream_response, stream_type,

@@ -6,14 +6,23 @@
 //!
 //! Modules: `http` (the endpoint), `validation` (calls, offers, tasks), `frameworks`
 //! (the registry), `offers` (agents, offers, the per-agent worker), `resources`,
-//! `tasks`, `reconcile`, and `core` (state and event loop).
+//! `tasks`, `reconcile`; `command` (what the event loop is sent), `state` (the state
+//! and the event loop), and what the loop does, by subject: `subscribe`, `calls`,
+//! `accept`, `agent_events`, `allocator`, `endpoints`.
 
-mod core;
+mod accept;
+mod agent_events;
+mod allocator;
+mod calls;
+mod command;
+mod endpoints;
 mod frameworks;
 mod http;
 mod offers;
 mod reconcile;
 pub mod resources;
+mod state;
+mod subscribe;
 mod tasks;
 mod validation;
 
@@ -26,9 +35,10 @@ use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::agent::{Agent, AgentEvent};
-use core::{Command, State};
+use command::Command;
 use offers::AgentSlot;
 use resources::Resources;
+use state::State;
 
 /// Master configuration.
 #[derive(Debug, Clone)]
@@ -280,7 +290,7 @@ impl Master {
                 active: true,
             });
         }
-        let info = core::master_info(&config.id, addr, &config.hostname);
+        let info = state::master_info(&config.id, addr, &config.hostname);
         let credentials = config.credentials.clone();
         let id = config.id.clone();
         let mut config = config;

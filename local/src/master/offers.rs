@@ -12,7 +12,7 @@ use brine_proto::mesos::v1::{
 use bytes::Bytes;
 use tokio::sync::mpsc;
 
-use super::core::Command;
+use super::command::Command;
 use super::resources::Resources;
 use crate::agent::Agent;
 
