@@ -71,6 +71,33 @@ impl LaneWriter {
     }
 }
 
+/// A lane connection's far end held by a test: what the loop sent down a writer.
+#[cfg(test)]
+pub(crate) struct TestLane {
+    rx: mpsc::UnboundedReceiver<Out>,
+}
+
+#[cfg(test)]
+impl TestLane {
+    /// A writer, and what reads what is written to it.
+    pub(crate) fn pair() -> (LaneWriter, TestLane) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        (LaneWriter { tx }, TestLane { rx })
+    }
+
+    /// The frames sent since the last call, and whether the writer was closed.
+    pub(crate) fn take(&mut self) -> (Vec<ToExecutor>, bool) {
+        let (mut frames, mut closed) = (Vec::new(), false);
+        while let Ok(out) = self.rx.try_recv() {
+            match out {
+                Out::Frame(frame) => frames.push(frame),
+                Out::Close => closed = true,
+            }
+        }
+        (frames, closed)
+    }
+}
+
 /// Binds the lane. `advertise` is where executors are told to connect: a host (the
 /// bound port is added) or `host:port`.
 pub(crate) async fn bind(

@@ -39,10 +39,7 @@ impl Scheduler {
     /// offers; the rest declined.
     pub(super) fn take_leases(&mut self, offers: Vec<Offer>) {
         let now = Instant::now();
-        let pending = self.jobs.pending_len();
-        let mut wanted =
-            self.leases
-                .wanted(pending, self.config.lane_depth, self.config.max_leases);
+        let mut wanted = self.leases_wanted();
         let mut usable = Vec::new();
         let mut declined: Vec<OfferId> = Vec::new();
         for offer in offers {
@@ -273,12 +270,25 @@ impl Scheduler {
 
     /// Lease mode: ask for offers while more leases would help, not otherwise.
     pub(super) fn want_more_leases(&mut self) {
-        let wanted = self.leases.wanted(
-            self.jobs.pending_len(),
+        let wanted = self.leases_wanted();
+        self.want_offers(wanted > 0);
+    }
+
+    /// How many more leases the pending closures want (see `Leases::wanted`).
+    fn leases_wanted(&mut self) -> usize {
+        let pending = self.jobs.pending_len();
+        let executors = &self.executors;
+        self.leases.wanted(
+            pending,
             self.config.lane_depth,
             self.config.max_leases,
-        );
-        self.want_offers(wanted > 0);
+            |l| {
+                executors
+                    .by_agent
+                    .get(&l.agent)
+                    .is_some_and(|e| e.id() == l.executor && e.lane.is_some())
+            },
+        )
     }
 
     pub(super) fn on_lane_event(&mut self, event: LaneEvent) {

@@ -5,7 +5,7 @@
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
-use brine_local::agent::fetcher::basename;
+use brine_proto::fetcher::basename;
 use brine_proto::mesos::v1::{
     CommandInfo, ExecutorId, ExecutorInfo, FrameworkId, Resource, command_info,
 };

@@ -117,19 +117,36 @@ impl Leases {
             .collect()
     }
 
-    /// How many more leases would help `pending` closures: one per `depth` of them,
-    /// within `max` leases in all.
-    pub(crate) fn wanted(&self, pending: usize, depth: usize, max: usize) -> usize {
+    /// How many more leases would help `pending` closures: one per `depth` of them
+    /// not covered yet, within `max` leases in all.
+    ///
+    /// Covered are the free slots of leases that cannot have taken work yet: those
+    /// launching, and active ones whose executor's lane is not up (`on_lane` says
+    /// which are up; a lane comes up just after an executor's first lease runs, and
+    /// comes back after a cut). Leases on a lane took what dispatch could give them,
+    /// so what still waits is theirs to leave. Without this, every lease that starts
+    /// before its lane would flap REVIVE/SUPPRESS, and on Mesos each REVIVE makes an
+    /// allocation.
+    pub(crate) fn wanted(
+        &self,
+        pending: usize,
+        depth: usize,
+        max: usize,
+        on_lane: impl Fn(&Lease) -> bool,
+    ) -> usize {
         let depth = depth.max(1);
         let room = max.saturating_sub(self.held());
-        let launching = self
+        let covered: usize = self
             .by_id
             .values()
-            .filter(|l| l.state == LeaseState::Launching)
-            .count();
-        // Launching leases will take their share of what is pending.
-        let uncovered = pending.saturating_sub(launching * depth);
-        uncovered.div_ceil(depth).min(room)
+            .filter(|l| match l.state {
+                LeaseState::Launching => true,
+                LeaseState::Active => !on_lane(l),
+                LeaseState::Releasing => false,
+            })
+            .map(|l| depth.saturating_sub(l.in_flight))
+            .sum();
+        pending.saturating_sub(covered).div_ceil(depth).min(room)
     }
 
     /// The active lease of one of `executors` (executor ids whose lane is up) with
@@ -292,19 +309,25 @@ mod tests {
     fn leases_are_wanted_for_uncovered_work_within_the_cap() {
         let now = Instant::now();
         let mut leases = Leases::new("p".into());
-        assert_eq!(leases.wanted(0, 8, 64), 0);
-        assert_eq!(leases.wanted(1, 8, 64), 1);
-        assert_eq!(leases.wanted(17, 8, 64), 3);
-        assert_eq!(leases.wanted(10_000, 8, 64), 64);
+        let lane_up = |_: &Lease| true;
+        assert_eq!(leases.wanted(0, 8, 64, lane_up), 0);
+        assert_eq!(leases.wanted(1, 8, 64, lane_up), 1);
+        assert_eq!(leases.wanted(17, 8, 64, lane_up), 3);
+        assert_eq!(leases.wanted(10_000, 8, 64, lane_up), 64);
         let a = leases.launch("agent", "exec", now);
         // A launching lease covers `depth` pending closures.
-        assert_eq!(leases.wanted(8, 8, 64), 0);
-        assert_eq!(leases.wanted(9, 8, 64), 1);
-        assert_eq!(leases.wanted(10_000, 8, 64), 63);
+        assert_eq!(leases.wanted(8, 8, 64, lane_up), 0);
+        assert_eq!(leases.wanted(9, 8, 64, lane_up), 1);
+        assert_eq!(leases.wanted(10_000, 8, 64, lane_up), 63);
         assert!(leases.running(&a, now));
         assert!(!leases.running(&a, now), "only a launching lease starts");
-        assert_eq!(leases.wanted(8, 8, 64), 1);
-        assert_eq!(leases.wanted(8, 8, 1), 0);
+        // Running before its lane is up: still covers its free slots.
+        leases.add_closure(&a);
+        assert_eq!(leases.wanted(7, 8, 64, |_| false), 0);
+        assert_eq!(leases.wanted(8, 8, 64, |_| false), 1);
+        // On its lane: what still waits is uncovered.
+        assert_eq!(leases.wanted(8, 8, 64, lane_up), 1);
+        assert_eq!(leases.wanted(8, 8, 1, lane_up), 0);
     }
 
     #[test]

@@ -14,6 +14,8 @@ mod health;
 mod jobs;
 mod leases;
 mod offers;
+#[cfg(test)]
+mod tests;
 mod updates;
 
 use std::time::{Duration, Instant};
@@ -79,7 +81,9 @@ pub(crate) enum Command {
 /// The link to the master.
 enum Link {
     Up {
-        subscription: Subscription,
+        /// The master's events; `None` where they are fed to the loop by hand (the
+        /// unit tests of this module).
+        subscription: Option<Subscription>,
         calls: Calls,
     },
     /// Lost; a re-subscription is under way (its result comes on `reconnected`).
@@ -154,7 +158,7 @@ impl Scheduler {
             framework,
             template,
             link: Link::Up {
-                subscription: subscribed.subscription,
+                subscription: Some(subscribed.subscription),
                 calls,
             },
             reconnect_tx,
@@ -636,7 +640,7 @@ impl Scheduler {
                 tracing::info!(master = %subscribed.url, "re-subscribed");
                 let calls = Calls::spawn(subscribed.subscription.caller.clone());
                 self.link = Link::Up {
-                    subscription: subscribed.subscription,
+                    subscription: Some(subscribed.subscription),
                     calls,
                 };
                 self.on_subscribed();
@@ -694,22 +698,11 @@ impl Scheduler {
     /// TEARDOWN: the master shuts every executor of the framework down. The state
     /// store is removed: nothing is left to resume.
     async fn teardown(&mut self) {
-        if let Link::Up {
-            subscription,
-            calls,
-        } = std::mem::replace(&mut self.link, Link::Down)
-        {
-            // What is queued (acknowledgements above all) goes first; nothing after
-            // TEARDOWN, when the master (a local one: the whole cluster) is going away.
+        // What is queued (acknowledgements above all) goes first, TEARDOWN last, and
+        // nothing after it: a local master (the whole cluster) is going away.
+        self.call(call::Type::Teardown, |_| {});
+        if let Link::Up { calls, .. } = std::mem::replace(&mut self.link, Link::Down) {
             calls.finish().await;
-            let call = Call {
-                framework_id: self.framework.id.clone(),
-                r#type: Some(call::Type::Teardown as i32),
-                ..Default::default()
-            };
-            if let Err(e) = subscription.caller.call(&call).await {
-                tracing::warn!(error = %e, "TEARDOWN failed");
-            }
         }
         for (_, job) in self.jobs.jobs.drain() {
             job.resolve(Err(TaskError::Cancelled));
@@ -722,7 +715,10 @@ impl Scheduler {
 
 async fn next_event(link: &mut Link) -> Option<Result<Event, crate::client::ClientError>> {
     match link {
-        Link::Up { subscription, .. } => subscription.events.recv().await,
+        Link::Up {
+            subscription: Some(subscription),
+            ..
+        } => subscription.events.recv().await,
         _ => std::future::pending().await,
     }
 }
@@ -761,7 +757,8 @@ fn executor_status(executor: &executors::Executor) -> ExecutorStatus {
 /// Dropped with a lost link, it still sends what was queued.
 struct Calls {
     queue: mpsc::UnboundedSender<Call>,
-    sender: tokio::task::JoinHandle<()>,
+    /// The task sending them; none where the queue's receiver is read by hand (tests).
+    sender: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Calls {
@@ -773,11 +770,14 @@ impl Calls {
                     // ACCEPTs are answered 202 even when invalid (the error comes as an
                     // UPDATE); anything else failing means the master is in trouble,
                     // which the event stream reports.
-                    tracing::warn!(error = %e, "call failed");
+                    tracing::warn!(error = %e, call = call.r#type().as_str_name(), "call failed");
                 }
             }
         });
-        Calls { queue, sender }
+        Calls {
+            queue,
+            sender: Some(sender),
+        }
     }
 
     fn send(&self, call: Call) {
@@ -788,6 +788,8 @@ impl Calls {
     /// Sends everything queued, then stops.
     async fn finish(self) {
         drop(self.queue);
-        let _ = self.sender.await;
+        if let Some(sender) = self.sender {
+            let _ = sender.await;
+        }
     }
 }

@@ -52,13 +52,106 @@ impl Ending {
 }
 
 /// What an ended attempt means for a job.
-enum Verdict {
+#[derive(Debug, PartialEq)]
+pub(super) enum Verdict {
     Done(Result<Vec<u8>, TaskError>),
     /// Not the job's fault: run it again (counts towards `max_retries` when `counted`).
+    /// `infra`: the failure to blame on the agent, if any.
     Retry {
         counted: bool,
         infra: Option<TaskError>,
     },
+    /// The executor did not hold the module it was sent by hash: send the bytes. Only
+    /// the first such resend is free.
+    Resend {
+        counted: bool,
+    },
+}
+
+/// What the loop knows of a job and its executor when an attempt ends.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct History {
+    /// Attempts made so far, the one that ended included.
+    pub attempts: u32,
+    pub max_retries: u32,
+    /// The attempt already carried the module's bytes after a `module_missing`.
+    pub force_inline: bool,
+    /// The executor the attempt went to is no longer the agent's current one.
+    pub executor_replaced: bool,
+}
+
+impl Ending {
+    /// Mesos (the agent or master) ended the attempt because its executor or agent is
+    /// gone: no Brine outcome, and a reason that says so.
+    pub(super) fn executor_ended(&self) -> bool {
+        !matches!(self.outcome, Some(Ok(_)))
+            && matches!(
+                self.reason,
+                Reason::ExecutorTerminated | Reason::AgentRemoved | Reason::AgentDisconnected
+            )
+    }
+
+    /// Retry classification: from how the attempt ended and the job's history alone,
+    /// so that it is tested as a table (`tests::verdicts`).
+    pub(super) fn verdict(self, history: History) -> Verdict {
+        let Ending {
+            state,
+            outcome,
+            reason,
+            message,
+        } = self;
+        match (state, outcome) {
+            (TaskState::TaskFinished, Some(Ok(TaskOutcome::Success { result }))) => {
+                Verdict::Done(Ok(result))
+            }
+            (TaskState::TaskFinished, other) => Verdict::Done(Err(TaskError::Protocol(format!(
+                "TASK_FINISHED without a success outcome: {other:?}"
+            )))),
+            (TaskState::TaskKilled, _) => Verdict::Done(Err(TaskError::Killed { message })),
+            (_, Some(Ok(TaskOutcome::Failure(failure)))) => match failure.kind {
+                ErrorKind::ModuleMissing => Verdict::Resend {
+                    counted: history.force_inline,
+                },
+                ErrorKind::DeadlineExceeded => Verdict::Done(Err(TaskError::Timeout {
+                    message: failure.message,
+                })),
+                kind if kind.is_deterministic() || history.attempts > history.max_retries => {
+                    Verdict::Done(Err(TaskError::Guest {
+                        kind,
+                        message: failure.message,
+                        stderr_tail: failure.stderr_tail,
+                    }))
+                }
+                _ => Verdict::Retry {
+                    counted: true,
+                    infra: None,
+                },
+            },
+            // No Brine outcome (or one that does not decode): Mesos ended it.
+            (_, _) => {
+                let lost = TaskError::Lost {
+                    state: state.as_str_name().to_owned(),
+                    reason: reason.as_str_name().to_owned(),
+                    message,
+                    attempts: history.attempts,
+                };
+                match state {
+                    // The launch itself was invalid: it would be again.
+                    TaskState::TaskError if !history.executor_replaced => Verdict::Done(Err(lost)),
+                    // Launched on an executor that had just ended (the master saw the
+                    // end first): the next attempt starts a new one.
+                    TaskState::TaskError => Verdict::Retry {
+                        counted: true,
+                        infra: None,
+                    },
+                    _ => Verdict::Retry {
+                        counted: true,
+                        infra: Some(lost),
+                    },
+                }
+            }
+        }
+    }
 }
 
 impl Scheduler {
@@ -127,110 +220,42 @@ impl Scheduler {
 
     /// Ends an attempt of `job` on `agent` as `ending` says: resolved, or run again.
     pub(super) fn settle(&mut self, mut job: Job, agent: String, executor: &str, ending: Ending) {
-        match self.verdict(&mut job, &agent, executor, ending) {
-            Verdict::Done(outcome) => self.resolve(job, outcome),
-            Verdict::Retry { counted, infra } => {
-                if !counted {
-                    job.attempts = job.attempts.saturating_sub(1);
-                }
-                match infra {
-                    Some(error) => {
-                        let (state, reason, message) = match &error {
-                            TaskError::Lost {
-                                state,
-                                reason,
-                                message,
-                                ..
-                            } => (state.clone(), reason.clone(), message.clone()),
-                            other => (String::new(), String::new(), other.to_string()),
-                        };
-                        self.infra_failure(job, &agent, &state, &reason, &message);
-                    }
-                    None => self.enqueue(job, true),
-                }
-            }
+        if ending.executor_ended() {
+            self.executor_gone(&agent, None);
         }
-    }
-
-    fn verdict(&mut self, job: &mut Job, agent: &str, executor: &str, ending: Ending) -> Verdict {
-        let Ending {
-            state,
-            outcome,
-            reason,
-            message,
-        } = ending;
-        match (state, outcome) {
-            (TaskState::TaskFinished, Some(Ok(TaskOutcome::Success { result }))) => {
-                Verdict::Done(Ok(result))
+        let history = History {
+            attempts: job.attempts,
+            max_retries: self.config.max_retries,
+            force_inline: job.force_inline,
+            executor_replaced: self
+                .executors
+                .by_agent
+                .get(&agent)
+                .is_none_or(|e| e.id() != executor),
+        };
+        let (counted, infra) = match ending.verdict(history) {
+            Verdict::Done(outcome) => return self.resolve(job, outcome),
+            Verdict::Resend { counted } => {
+                if let Some(e) = self.executors.by_agent.get_mut(&agent) {
+                    e.modules.remove(&job.module.hash);
+                }
+                job.force_inline = true;
+                (counted, None)
             }
-            (TaskState::TaskFinished, other) => Verdict::Done(Err(TaskError::Protocol(format!(
-                "TASK_FINISHED without a success outcome: {other:?}"
-            )))),
-            (TaskState::TaskKilled, _) => Verdict::Done(Err(TaskError::Killed { message })),
-            (_, Some(Ok(TaskOutcome::Failure(failure)))) => match failure.kind {
-                ErrorKind::ModuleMissing => {
-                    if let Some(e) = self.executors.by_agent.get_mut(agent) {
-                        e.modules.remove(&job.module.hash);
-                    }
-                    // Resend with the bytes; only once without counting.
-                    let counted = job.force_inline;
-                    job.force_inline = true;
-                    Verdict::Retry {
-                        counted,
-                        infra: None,
-                    }
-                }
-                ErrorKind::DeadlineExceeded => Verdict::Done(Err(TaskError::Timeout {
-                    message: failure.message,
-                })),
-                kind if kind.is_deterministic() || job.attempts > self.config.max_retries => {
-                    Verdict::Done(Err(TaskError::Guest {
-                        kind,
-                        message: failure.message,
-                        stderr_tail: failure.stderr_tail,
-                    }))
-                }
-                _ => Verdict::Retry {
-                    counted: true,
-                    infra: None,
-                },
-            },
-            // No Brine outcome: Mesos (agent or master) ended it.
-            (_, _) => {
-                if matches!(
-                    reason,
-                    Reason::ExecutorTerminated | Reason::AgentRemoved | Reason::AgentDisconnected
-                ) {
-                    self.executor_gone(agent, None);
-                }
-                let lost = TaskError::Lost {
-                    state: state.as_str_name().to_owned(),
-                    reason: reason.as_str_name().to_owned(),
-                    message,
-                    attempts: job.attempts,
-                };
-                let executor_replaced = self
-                    .executors
-                    .by_agent
-                    .get(agent)
-                    .is_none_or(|e| e.id() != executor);
-                if state == TaskState::TaskError && !executor_replaced {
-                    // The launch itself was invalid: it would be again.
-                    Verdict::Done(Err(lost))
-                } else if state == TaskState::TaskError {
-                    // Launched on an executor that had just ended (the master saw the
-                    // end first): the next attempt starts a new one.
-                    Verdict::Retry {
-                        counted: true,
-                        infra: None,
-                    }
-                } else {
-                    Verdict::Retry {
-                        counted: true,
-                        infra: Some(lost),
-                    }
-                }
-            }
+            Verdict::Retry { counted, infra } => (counted, infra),
+        };
+        if !counted {
+            job.attempts = job.attempts.saturating_sub(1);
+        }
+        match infra {
+            Some(TaskError::Lost {
+                state,
+                reason,
+                message,
+                ..
+            }) => self.infra_failure(job, &agent, &state, &reason, &message),
+            Some(other) => self.infra_failure(job, &agent, "", "", &other.to_string()),
+            None => self.enqueue(job, true),
         }
     }
 
