@@ -7,13 +7,18 @@
 //!   agents' free resources and relays calls and events between frameworks and agents.
 //! - [`LocalCluster`]: a master and N agents in this process.
 //! - [`serve`]: running one standalone until SIGINT/SIGTERM (`brine-local`, `brine local`).
+//! - [`standalone`]: master and agents as separate processes (`brine-local master`,
+//!   `brine-local agent`), the agent checkpointing and recovering; [`link`] is what
+//!   they say to each other.
 //!
 //! See `local/README.md` for what they implement and how they differ from Mesos.
 
 pub mod agent;
 mod cluster;
+pub mod link;
 pub mod master;
 pub mod serve;
+pub mod standalone;
 mod web;
 
 pub use cluster::{LocalCluster, LocalClusterConfig, LocalClusterError};

@@ -89,6 +89,8 @@ pub enum ServeError {
     Start(#[from] LocalClusterError),
     #[error("cannot handle SIGTERM: {0}")]
     Signal(std::io::Error),
+    #[error("{0}")]
+    Standalone(String),
 }
 
 impl ServeArgs {

@@ -96,11 +96,15 @@ pub struct AgentConfig {
     /// `--executor_shutdown_grace_period`; Mesos default 5secs.
     /// `ExecutorInfo.shutdown_grace_period` overrides it per executor.
     pub executor_shutdown_grace_period: Duration,
-    /// `--executor_reregistration_timeout`; Mesos default 2secs. Only passed to
-    /// checkpointing executors as `MESOS_SUBSCRIPTION_BACKOFF_MAX` (in Mesos the agent
-    /// itself only uses it after an agent restart, which this agent does not recover
-    /// from).
+    /// `--executor_reregistration_timeout`; Mesos default 2secs: after a restart with
+    /// [`AgentConfig::recover`], how long recovered executors have to SUBSCRIBE again.
+    /// Also passed to checkpointing executors as `MESOS_SUBSCRIPTION_BACKOFF_MAX`.
     pub executor_reregistration_timeout: Duration,
+    /// `--recover=reconnect`: at start, take the agent id and the executors
+    /// checkpointed under `<work_dir>/meta` (when there is a checkpoint). Default
+    /// `false` (a fresh agent every start, as `LocalCluster` wants); the standalone
+    /// `brine-local agent` sets it.
+    pub recover: bool,
     /// `--recovery_timeout`; Mesos default 15mins. Passed to checkpointing executors
     /// as `MESOS_RECOVERY_TIMEOUT`.
     pub recovery_timeout: Duration,
@@ -151,6 +155,7 @@ impl AgentConfig {
             executor_registration_timeout: Duration::from_secs(60),
             executor_shutdown_grace_period: Duration::from_secs(5),
             executor_reregistration_timeout: Duration::from_secs(2),
+            recover: false,
             recovery_timeout: Duration::from_secs(15 * 60),
             status_update_retry_interval: Duration::from_secs(10),
             status_update_retry_interval_max: Duration::from_secs(10 * 60),

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use brine_proto::duration;
 use brine_proto::mesos::v1::{ExecutorInfo, TaskState, task_status};
 
+use super::checkpoint::RunKey;
 use super::inner::Inner;
 use super::state::{Executor, ExecutorState, Termination};
 use super::{fetcher, launcher, sandbox};
@@ -90,6 +91,14 @@ impl Inner {
             }
         };
         let pid = child.id();
+        if checkpoint && let Some(pid) = pid {
+            let run = RunKey {
+                framework: fid.clone(),
+                executor: eid.clone(),
+                container: cid.clone(),
+            };
+            self.checkpointed("forked.pid", self.meta.checkpoint_pid(&run, pid));
+        }
         tracing::info!(executor = %eid, container = %cid, pid, sandbox = %sandbox_dir.display(), "executor process started");
         let still_wanted = self.with_executor(&fid, &eid, &cid, |e| {
             e.pid = pid;

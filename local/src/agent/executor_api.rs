@@ -13,6 +13,7 @@ use http::StatusCode;
 use tokio::sync::mpsc;
 
 use super::AgentEvent;
+use super::checkpoint::RunKey;
 use super::inner::{Inner, Reply, partition_aware};
 use super::state::{Conn, ExecutorState, State, TaskEntry};
 
@@ -136,6 +137,17 @@ impl Inner {
         }
         exec.state = ExecutorState::Running;
         exec.conn = Some(conn);
+        if framework_info.checkpoint() {
+            let run = RunKey {
+                framework: fid.to_owned(),
+                executor: eid.to_owned(),
+                container: exec.container_id.clone(),
+            };
+            self.checkpointed("http.marker", self.meta.checkpoint_http_marker(&run));
+        }
+        if exec.recovered {
+            tracing::info!(executor = eid, "recovered executor re-subscribed");
+        }
         let conn_id = st.next_conn;
         self.watch_connection(fid, eid, conn_id, gone);
 

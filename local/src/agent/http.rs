@@ -118,6 +118,7 @@ fn state_json(inner: &Inner) -> serde_json::Value {
             "recovery_timeout": brine_proto::duration::format(inner.config.recovery_timeout),
         },
         "cgroups_enforced": inner.cgroups.enabled(),
+        "unacknowledged_status_updates": inner.pending_updates(),
         "frameworks": frameworks,
         "completed_executors": completed,
     })

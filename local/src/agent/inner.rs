@@ -17,9 +17,11 @@ use bytes::Bytes;
 use tokio::sync::{Notify, mpsc};
 
 use super::cgroups::Cgroups;
+use super::checkpoint::{Meta, RunKey};
 use super::config::AgentConfig;
 use super::gc::GarbageCollector;
 use super::state::{State, StreamItem};
+use super::status_updates::StreamKey;
 use super::{AgentEvent, ExecutorSnapshot};
 
 /// What an accepted executor call turns into.
@@ -44,6 +46,8 @@ pub(crate) struct Inner {
     pub(super) events: mpsc::UnboundedSender<AgentEvent>,
     pub(super) exited: Notify,
     pub gc: Arc<GarbageCollector>,
+    /// The checkpoint under `<work_dir>/meta/slaves/<agent_id>`.
+    pub(super) meta: Meta,
 }
 
 pub(super) fn now() -> f64 {
@@ -71,7 +75,9 @@ impl Inner {
             config.gc_delay,
             config.gc_disk_headroom,
         ));
+        let meta = Meta::new(&config.work_dir, &agent_id.value);
         Inner {
+            meta,
             config,
             agent_id,
             info,
@@ -125,6 +131,29 @@ impl Inner {
             uuid: Some(Bytes::copy_from_slice(uuid::Uuid::new_v4().as_bytes())),
             ..Default::default()
         }
+    }
+
+    /// Logs a checkpoint that could not be written (the agent carries on, as Mesos
+    /// does for everything but its own `slave.info`).
+    pub(super) fn checkpointed(&self, what: &str, result: std::io::Result<()>) {
+        if let Err(e) = result {
+            tracing::error!(error = %e, "failed to checkpoint {what}");
+        }
+    }
+
+    /// `task.info` of a task of a checkpointing framework, and where its updates go.
+    pub(super) fn checkpoint_task(
+        &self,
+        runs: &mut std::collections::HashMap<StreamKey, RunKey>,
+        framework: &FrameworkInfo,
+        run: RunKey,
+        task: &brine_proto::mesos::v1::TaskInfo,
+    ) {
+        if !framework.checkpoint() {
+            return;
+        }
+        self.checkpointed("task.info", self.meta.checkpoint_task(&run, task));
+        runs.insert((run.framework.clone(), task.task_id.value.clone()), run);
     }
 
     // ---------------------------------------------------------------- snapshots

@@ -12,6 +12,7 @@ use brine_proto::mesos::v1::{
     ExecutorInfo, FrameworkInfo, Resource, TaskInfo, TaskState, TaskStatus, resource, task_status,
 };
 
+use super::checkpoint::RunKey;
 use super::inner::{Inner, now, partition_aware};
 use super::state::{Executor, ExecutorState, Framework, TaskEntry, Termination};
 use super::{AgentError, AgentEvent, launcher, sandbox};
@@ -115,11 +116,23 @@ impl Inner {
                 &container_id,
             );
             tracing::info!(framework = %fid.value, executor = %eid, container = %container_id, task = %task.task_id.value, "launching executor");
+            let run = RunKey {
+                framework: fid.value.clone(),
+                executor: eid.clone(),
+                container: container_id.clone(),
+            };
+            if fw.info.checkpoint() {
+                self.checkpointed("framework.info", self.meta.checkpoint_framework(&fw.info));
+                self.checkpointed("executor.info", self.meta.checkpoint_executor(&run, &info));
+            }
+            self.checkpoint_task(&mut st.runs, &fw.info, run, &task);
             let (work_dir, agent) = (&self.config.work_dir, &self.agent_id.value);
             self.gc
                 .unschedule(&sandbox::executor_path(work_dir, agent, &fid.value, &eid));
             self.gc
                 .unschedule(&sandbox::framework_path(work_dir, agent, &fid.value));
+            self.gc
+                .unschedule(&self.meta.executor_dir(&fid.value, &eid));
             fw.executors.insert(
                 eid.clone(),
                 Executor {
@@ -135,6 +148,8 @@ impl Inner {
                     ever_sent_task: false,
                     pending_termination: None,
                     cgroup: None,
+                    recovered: false,
+                    process_gone: false,
                 },
             );
             drop(guard);
@@ -168,6 +183,17 @@ impl Inner {
                 status,
             });
             return Ok(());
+        }
+        if matches!(
+            exec.state,
+            ExecutorState::Registering | ExecutorState::Running
+        ) {
+            let run = RunKey {
+                framework: fid.value.clone(),
+                executor: eid.clone(),
+                container: exec.container_id.clone(),
+            };
+            self.checkpoint_task(&mut st.runs, &fw.info, run, &task);
         }
         match exec.state {
             ExecutorState::Registering => {

@@ -97,3 +97,29 @@ pub fn kill_group(pid: u32) {
         Err(e) => tracing::warn!(pid, error = %e, "failed to kill executor process group"),
     }
 }
+
+/// Whether `pid` is a live (not zombie) process that was started as executor
+/// `executor_id` (its initial environment names it), so a pid reused by something
+/// else since the checkpoint is not taken for the executor.
+pub fn alive(pid: u32, executor_id: &str) -> bool {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return false;
+    };
+    // The state follows the command name, which is in parentheses and may hold spaces.
+    let state = stat
+        .rfind(')')
+        .and_then(|end| stat[end + 1..].split_whitespace().next());
+    if matches!(state, None | Some("Z") | Some("X")) {
+        return false;
+    }
+    match std::fs::read(format!("/proc/{pid}/environ")) {
+        Ok(environ) => {
+            let wanted = format!("MESOS_EXECUTOR_ID={executor_id}");
+            environ
+                .split(|b| *b == 0)
+                .any(|entry| entry == wanted.as_bytes())
+        }
+        // Not readable (another user): trust the pid, as Mesos does.
+        Err(_) => true,
+    }
+}

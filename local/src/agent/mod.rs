@@ -15,6 +15,7 @@
 
 mod call;
 pub mod cgroups;
+mod checkpoint;
 mod config;
 mod container;
 mod executor_api;
@@ -25,6 +26,7 @@ mod inner;
 mod launch;
 mod launcher;
 mod metrics;
+mod recovery;
 mod relay;
 pub mod sandbox;
 mod state;
@@ -46,6 +48,7 @@ use tokio::sync::{mpsc, watch};
 pub use cgroups::{CgroupPaths, CgroupVersion};
 pub use config::{AgentConfig, AgentResources, CgroupsMode};
 pub use gc::GcCounts;
+pub use recovery::ExecutorReport;
 pub use state::ExecutorState;
 pub use status_updates::AckError;
 
@@ -133,6 +136,7 @@ pub enum AgentError {
 pub struct Agent {
     inner: Arc<Inner>,
     addr: SocketAddr,
+    recovered: bool,
     events: Option<mpsc::UnboundedReceiver<AgentEvent>>,
     stop: watch::Sender<bool>,
     server: Option<tokio::task::JoinHandle<()>>,
@@ -141,22 +145,43 @@ pub struct Agent {
 impl Agent {
     /// Binds the executor API and starts serving.
     pub async fn start(config: AgentConfig) -> Result<Agent, AgentError> {
-        for dir in [&config.work_dir, &config.fetcher_cache_dir] {
-            std::fs::create_dir_all(dir).map_err(|source| AgentError::Io {
-                path: dir.clone(),
-                source,
-            })?;
-        }
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
             .map_err(|source| AgentError::Bind {
                 addr: config.listen,
                 source,
             })?;
+        Agent::start_on(listener, config).await
+    }
+
+    /// Starts serving on `listener` (its address is the agent's endpoint). With
+    /// [`AgentConfig::recover`] and a checkpoint under `<work_dir>/meta`, the agent takes
+    /// the checkpointed agent id and recovers its executors (see `local/README.md`).
+    pub async fn start_on(
+        listener: tokio::net::TcpListener,
+        mut config: AgentConfig,
+    ) -> Result<Agent, AgentError> {
+        for dir in [&config.work_dir, &config.fetcher_cache_dir] {
+            std::fs::create_dir_all(dir).map_err(|source| AgentError::Io {
+                path: dir.clone(),
+                source,
+            })?;
+        }
         let addr = listener.local_addr().map_err(|source| AgentError::Bind {
             addr: config.listen,
             source,
         })?;
+        let recovering = if config.recover {
+            checkpoint::latest_agent_id(&config.work_dir)
+        } else {
+            None
+        };
+        if let Some(id) = &recovering {
+            if *id != config.agent_id {
+                tracing::info!(agent_id = %id, "recovering the checkpointed agent id");
+            }
+            config.agent_id = id.clone();
+        }
         let cgroups = match config.cgroups {
             CgroupsMode::Off => cgroups::Cgroups::disabled(),
             CgroupsMode::Auto => cgroups::Cgroups::detect(
@@ -181,6 +206,26 @@ impl Agent {
         };
         let (events_tx, events_rx) = mpsc::unbounded_channel();
         let inner = Arc::new(Inner::new(config, agent_id, info, cgroups, events_tx));
+        inner.checkpointed("slave.info", inner.meta.checkpoint_agent(&inner.info));
+        let recovered = match recovering {
+            Some(_) => {
+                let state = inner.meta.recover();
+                if let Some(info) = &state.info
+                    && info.resources != inner.info.resources
+                {
+                    tracing::warn!("the agent's resources changed since the checkpoint");
+                }
+                if state.rebooted {
+                    tracing::info!(
+                        "the machine rebooted since the checkpoint: no executor survived"
+                    );
+                }
+                let awaited = inner.recover(state);
+                tracing::info!(executors = awaited, "recovered the checkpointed state");
+                true
+            }
+            None => false,
+        };
         let (stop, stop_rx) = watch::channel(false);
         tokio::spawn(Arc::clone(&inner.gc).run(
             inner.config.work_dir.clone(),
@@ -192,10 +237,34 @@ impl Agent {
         Ok(Agent {
             inner,
             addr,
+            recovered,
             events: Some(events_rx),
             stop,
             server: Some(server),
         })
+    }
+
+    /// The agent id checkpointed under `<work_dir>/meta` (`meta/slaves/latest`), if any:
+    /// what an agent started there with [`AgentConfig::recover`] will recover.
+    pub fn checkpointed_id(work_dir: &std::path::Path) -> Option<String> {
+        checkpoint::latest_agent_id(work_dir)
+    }
+
+    /// Whether this agent recovered a checkpoint (and should re-register with its
+    /// master rather than register).
+    pub fn recovered(&self) -> bool {
+        self.recovered
+    }
+
+    /// Its executors and their live tasks, as it reports them when it re-registers.
+    pub fn report(&self) -> Vec<ExecutorReport> {
+        self.inner.report()
+    }
+
+    /// Forwards every unacknowledged status update again (the head of each task's
+    /// stream), as an agent does once it has (re-)registered with a master.
+    pub fn resend_pending_updates(&self) {
+        self.inner.resend_pending();
     }
 
     /// Where the executor API is served (`MESOS_AGENT_ENDPOINT`).
@@ -313,6 +382,12 @@ impl Agent {
     /// Whether executors are put in cgroups.
     pub fn cgroups_enabled(&self) -> bool {
         self.inner.cgroups.enabled()
+    }
+
+    /// Shuts every executor down (SHUTDOWN, grace period, SIGKILL) and waits for them
+    /// (bounded), still serving.
+    pub async fn shutdown_executors(&self) {
+        self.inner.shutdown_all().await;
     }
 
     /// Shuts every executor down (SHUTDOWN, grace period, SIGKILL), waits for them,

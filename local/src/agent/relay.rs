@@ -86,12 +86,24 @@ impl Inner {
             st.metrics.valid_status_updates += 1;
         }
         let key: StreamKey = (fid.to_owned(), status.task_id.value.clone());
+        let run = st.runs.get(&key).cloned();
+        let checkpoint = run.as_ref().map(|_| status.clone());
         match st.updates.update(key, status) {
             Received::Duplicate => {
                 tracing::warn!(framework = fid, "ignoring duplicate task status update")
             }
-            Received::Queued(Some(head)) => self.forward_head(st, fid, head),
-            Received::Queued(None) => {}
+            received => {
+                // Checkpointed before it goes anywhere (`TaskStatusUpdateManager`).
+                if let (Some(run), Some(status)) = (run, checkpoint) {
+                    self.checkpointed(
+                        "task.updates",
+                        self.meta.checkpoint_update(&run, &self.agent_id, &status),
+                    );
+                }
+                if let Received::Queued(Some(head)) = received {
+                    self.forward_head(st, fid, head);
+                }
+            }
         }
         owner_id
     }

@@ -22,8 +22,9 @@ use bytes::Bytes;
 use tokio::sync::mpsc;
 
 use super::cgroups::CgroupPaths;
+use super::checkpoint::RunKey;
 use super::config::AgentResources;
-use super::status_updates::StatusUpdates;
+use super::status_updates::{StatusUpdates, StreamKey};
 use super::{AgentError, ExecutorSnapshot};
 
 /// The lifecycle states of an executor, as Mesos names them.
@@ -74,6 +75,11 @@ pub(crate) struct Executor {
     pub(super) ever_sent_task: bool,
     pub(super) pending_termination: Option<Termination>,
     pub(super) cgroup: Option<CgroupPaths>,
+    /// Read back from the checkpoint by a restarted agent: not its child, watched by
+    /// pid until it re-subscribes or the reregistration timeout ends it.
+    pub(super) recovered: bool,
+    /// A recovered executor's process is gone (seen by the reaper).
+    pub(super) process_gone: bool,
 }
 
 /// Mesos's `MAX_COMPLETED_TASKS_PER_EXECUTOR` (`src/slave/constants.hpp`).
@@ -195,6 +201,9 @@ pub(crate) struct State {
     pub metrics: Metrics,
     pub(super) completed: VecDeque<ExecutorSnapshot>,
     pub(super) next_conn: u64,
+    /// Where the status update stream of each checkpointed task is recorded (tasks
+    /// of frameworks with `checkpoint`), until its terminal update is acknowledged.
+    pub(super) runs: std::collections::HashMap<StreamKey, RunKey>,
 }
 
 impl State {

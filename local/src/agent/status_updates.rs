@@ -133,6 +133,51 @@ impl StatusUpdates {
         }
     }
 
+    /// Whether the stream is still open (its terminal update not yet acknowledged).
+    pub fn has_stream(&self, key: &StreamKey) -> bool {
+        self.streams.contains_key(key)
+    }
+
+    /// A stream read back from the checkpoint: every update taken, in order, and the
+    /// uuids acknowledged. Returns the head to forward, if any update is pending.
+    pub fn recover(
+        &mut self,
+        key: StreamKey,
+        updates: Vec<TaskStatus>,
+        acknowledged: HashSet<Bytes>,
+    ) -> Option<TaskStatus> {
+        let mut stream = UpdateStream::default();
+        for status in updates {
+            let uuid = status.uuid.clone().unwrap_or_default();
+            if !stream.received.insert(uuid.clone()) {
+                continue;
+            }
+            if acknowledged.contains(&uuid) {
+                if status.state().is_terminal() {
+                    stream.terminated = true;
+                }
+            } else {
+                stream.pending.push_back(status);
+            }
+        }
+        stream.acknowledged = acknowledged;
+        if stream.terminated && stream.pending.is_empty() {
+            return None;
+        }
+        let head = stream.pending.front().cloned();
+        self.streams.insert(key, stream);
+        head
+    }
+
+    /// The head update of every stream that has one (to forward again after the
+    /// agent re-registered).
+    pub fn heads(&self) -> Vec<(StreamKey, TaskStatus)> {
+        self.streams
+            .iter()
+            .filter_map(|(k, s)| s.pending.front().map(|h| (k.clone(), h.clone())))
+            .collect()
+    }
+
     /// Number of updates not yet acknowledged, over all streams.
     pub fn pending_count(&self) -> usize {
         self.streams.values().map(|s| s.pending.len()).sum()

@@ -8,6 +8,7 @@ use std::time::Duration;
 use brine_proto::mesos::v1::executor::{Event, event};
 use brine_proto::mesos::v1::{ExecutorId, FrameworkId, TaskId, TaskState, task_status};
 
+use super::checkpoint::RunKey;
 use super::inner::Inner;
 use super::metrics::task_state_name;
 use super::state::{Executor, ExecutorState, MAX_COMPLETED_EXECUTORS, TaskEntry, Termination};
@@ -84,6 +85,15 @@ impl Inner {
                     Some(&exec.info.executor_id),
                 );
                 self.process_update(st, fid, update, false);
+            }
+            if self.meta.executor_dir(fid, eid).exists() {
+                let run = RunKey {
+                    framework: fid.to_owned(),
+                    executor: eid.to_owned(),
+                    container: cid.to_owned(),
+                };
+                self.checkpointed("executor.sentinel", self.meta.checkpoint_sentinel(&run));
+                self.gc.schedule(&self.meta.executor_dir(fid, eid));
             }
             // Mesos keeps a terminated executor's directories for `gc_delay`.
             let (work_dir, agent) = (&self.config.work_dir, &self.agent_id.value);

@@ -134,6 +134,15 @@ impl Inner {
         let mut st = self.lock();
         let key: StreamKey = (fid.value.clone(), task_id.value.clone());
         let next = st.updates.acknowledge(&key, uuid)?;
+        if let Some(run) = st.runs.get(&key) {
+            self.checkpointed(
+                "task.updates",
+                self.meta.checkpoint_ack(run, &task_id.value, uuid),
+            );
+            if !st.updates.has_stream(&key) {
+                st.runs.remove(&key);
+            }
+        }
         if let Some(next) = next {
             self.forward_head(&mut st, &fid.value, next);
         }

@@ -147,9 +147,17 @@ impl State {
         let Some(index) = self.agent_index(agent_id) else {
             return false;
         };
-        self.agents[index].active = false;
-        let slot_id = self.agents[index].id.clone();
         let hostname = self.agents[index].info.hostname.clone();
+        self.remove_agent_at(
+            index,
+            TaskState::TaskGone,
+            &format!("Agent {hostname} removed: agent shut down"),
+        );
+        true
+    }
+
+    /// Withdraws every outstanding offer of the agent at `index` (RESCIND).
+    pub(super) fn rescind_agent_offers(&mut self, index: usize) {
         let ids: Vec<String> = self
             .offers
             .iter()
@@ -166,6 +174,16 @@ impl State {
             }
         }
         self.agents[index].offered = Resources::default();
+    }
+
+    /// The agent is gone (removed, or unreachable): offers rescinded, its tasks
+    /// `TASK_LOST` (`aware_state` for PARTITION_AWARE frameworks, REASON_AGENT_REMOVED,
+    /// `message`), a FAILURE naming it to every framework.
+    pub(super) fn remove_agent_at(&mut self, index: usize, aware_state: TaskState, message: &str) {
+        self.agents[index].active = false;
+        self.agents[index].connected = false;
+        let slot_id = self.agents[index].id.clone();
+        self.rescind_agent_offers(index);
         self.agents[index].tasks.clear();
         self.agents[index].executors.clear();
         let keys: Vec<String> = self.frameworks.keys().cloned().collect();
@@ -174,7 +192,7 @@ impl State {
                 continue;
             };
             let state = if framework.partition_aware() {
-                TaskState::TaskGone
+                aware_state
             } else {
                 TaskState::TaskLost
             };
@@ -190,7 +208,7 @@ impl State {
                         &task.info.task_id,
                         state,
                         task_status::Reason::AgentRemoved,
-                        format!("Agent {hostname} removed: agent shut down"),
+                        message.to_owned(),
                         Some(slot_id.clone()),
                     );
                     framework.send(&status_event(status));
@@ -204,6 +222,5 @@ impl State {
             });
             framework.send(&e);
         }
-        true
     }
 }

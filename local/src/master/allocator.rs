@@ -81,7 +81,7 @@ impl State {
             return;
         }
         for index in 0..self.agents.len() {
-            if !self.agents[index].active {
+            if !self.agents[index].active || !self.agents[index].connected {
                 continue;
             }
             let available = self.agents[index].available();

@@ -14,6 +14,7 @@ use serde_json::Value;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::agent::AgentEvent;
+use crate::link::{AgentOp, LinkEvent, Registration};
 
 pub type CallResult = Result<(), (StatusCode, String)>;
 
@@ -74,8 +75,38 @@ pub enum Command {
         agent_id: String,
         reply: oneshot::Sender<bool>,
     },
+    /// A standalone agent (re-)registers: its id, the link's number, its operations.
+    RegisterAgent {
+        registration: Registration,
+        reply: oneshot::Sender<Result<AgentLink, String>>,
+    },
+    /// A standalone agent's subscription stream ended.
+    AgentStreamClosed {
+        agent_id: String,
+        connection: u64,
+    },
+    /// Events from a standalone agent over its link `connection`; false if that link
+    /// is no longer the agent's.
+    AgentEvents {
+        agent_id: String,
+        connection: u64,
+        events: Vec<LinkEvent>,
+        reply: oneshot::Sender<bool>,
+    },
+    /// A disconnected agent's time to re-register is over.
+    AgentReregisterTimeout {
+        agent_id: String,
+        connection: u64,
+    },
     State(oneshot::Sender<Value>),
     Metrics(oneshot::Sender<serde_json::Map<String, Value>>),
     InvalidCall,
     Stop(oneshot::Sender<()>),
+}
+
+/// A registered standalone agent's side of its link.
+pub struct AgentLink {
+    pub agent_id: String,
+    pub connection: u64,
+    pub ops: mpsc::UnboundedReceiver<AgentOp>,
 }

@@ -121,7 +121,7 @@ impl State {
                     "resources": resources_json(&a.total),
                     "used_resources": resources_json(&a.used()),
                     "offered_resources": resources_json(&a.offered),
-                    "active": true,
+                    "active": a.connected,
                 })
             })
             .collect();
@@ -159,8 +159,13 @@ impl State {
         );
         let active = self.agents.iter().filter(|a| a.active).count() as f64;
         put("master/slaves_active", active);
-        put("master/slaves_connected", active);
-        put("master/slaves_disconnected", 0.0);
+        let connected_agents = self
+            .agents
+            .iter()
+            .filter(|a| a.active && a.connected)
+            .count() as f64;
+        put("master/slaves_connected", connected_agents);
+        put("master/slaves_disconnected", active - connected_agents);
         put("master/slaves_inactive", 0.0);
         put("master/outstanding_offers", self.offers.len() as f64);
         let mut total = Resources::default();

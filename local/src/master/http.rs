@@ -42,6 +42,8 @@ pub async fn handle(
             };
             scheduler(tx, principal, req).await
         }
+        crate::link::SUBSCRIBE_PATH => super::remote::subscribe(tx, req).await,
+        crate::link::EVENTS_PATH => super::remote::events(tx, req).await,
         "/master/state" | "/state" | "/master/state.json" | "/state.json" => {
             query(&tx, Command::State).await
         }

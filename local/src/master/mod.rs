@@ -20,6 +20,7 @@ mod frameworks;
 mod http;
 mod offers;
 mod reconcile;
+mod remote;
 pub mod resources;
 mod state;
 mod subscribe;
@@ -62,6 +63,15 @@ pub struct MasterConfig {
     /// to `/api/v1/scheduler` must carry `Authorization: Basic` with one of these.
     /// Default `None` (Mesos's default: frameworks need not authenticate).
     pub credentials: Option<Credentials>,
+    /// Mesos `--agent_reregister_timeout` (default 10mins): a standalone agent whose
+    /// link broke is marked unreachable (its tasks `TASK_LOST`, `TASK_UNREACHABLE` for
+    /// PARTITION_AWARE frameworks) unless it re-registers within this, or within
+    /// `agent_ping_timeout × max_agent_ping_timeouts` if that is shorter.
+    pub agent_reregister_timeout: Duration,
+    /// Mesos `--agent_ping_timeout` (default 15secs).
+    pub agent_ping_timeout: Duration,
+    /// Mesos `--max_agent_ping_timeouts` (default 5).
+    pub max_agent_ping_timeouts: u32,
 }
 
 /// Principals and their secrets: a Mesos credentials file
@@ -197,6 +207,9 @@ impl Default for MasterConfig {
             heartbeat_interval: Duration::from_secs(15),
             allocation_interval: Duration::from_secs(1),
             credentials: None,
+            agent_reregister_timeout: Duration::from_secs(600),
+            agent_ping_timeout: Duration::from_secs(15),
+            max_agent_ping_timeouts: 5,
         }
     }
 }
@@ -288,6 +301,8 @@ impl Master {
                 tasks: Default::default(),
                 offered: Resources::default(),
                 active: true,
+                connected: true,
+                connection: 0,
             });
         }
         let info = state::master_info(&config.id, addr, &config.hostname);

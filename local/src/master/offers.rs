@@ -5,46 +5,14 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use brine_proto::mesos::v1::{
-    AgentId, AgentInfo, ExecutorId, ExecutorInfo, FrameworkId, FrameworkInfo, Offer, TaskId,
-    TaskInfo,
-};
-use bytes::Bytes;
+use brine_proto::mesos::v1::{AgentId, AgentInfo, ExecutorInfo, Offer};
 use tokio::sync::mpsc;
 
 use super::command::Command;
 use super::resources::Resources;
 use crate::agent::Agent;
 
-/// What the master asks of an agent (Mesos's RunTask, KillTask, ShutdownExecutor,
-/// StatusUpdateAcknowledgement, FrameworkToExecutor messages).
-#[derive(Debug)]
-#[allow(clippy::large_enum_variant)]
-pub enum AgentOp {
-    Launch {
-        framework: FrameworkInfo,
-        executor: ExecutorInfo,
-        task: TaskInfo,
-    },
-    Kill {
-        framework_id: FrameworkId,
-        task_id: TaskId,
-    },
-    Shutdown {
-        framework_id: FrameworkId,
-        executor_id: ExecutorId,
-    },
-    Acknowledge {
-        framework_id: FrameworkId,
-        task_id: TaskId,
-        uuid: Bytes,
-    },
-    Message {
-        framework_id: FrameworkId,
-        executor_id: ExecutorId,
-        data: Bytes,
-    },
-}
+pub use crate::link::AgentOp;
 
 /// Runs `ops` against `agent` one at a time, so an agent sees them in the order the
 /// master decided them; launch failures go back to the master.
@@ -112,7 +80,14 @@ pub struct AgentSlot {
     pub tasks: HashMap<(String, String), Resources>,
     /// Σ resources of this agent's outstanding offers.
     pub offered: Resources,
+    /// False once removed (or marked unreachable).
     pub active: bool,
+    /// A standalone agent's link is up (in-process agents always are). A disconnected
+    /// agent keeps its tasks, gets no offers, and is removed unless it re-registers
+    /// in time.
+    pub connected: bool,
+    /// The current link of a standalone agent (0 for in-process agents).
+    pub connection: u64,
 }
 
 impl AgentSlot {

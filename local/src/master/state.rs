@@ -27,6 +27,8 @@ pub struct State {
     pub offers: HashMap<String, OutstandingOffer>,
     pub(super) next_framework: u64,
     pub(super) next_offer: u64,
+    /// Numbers the links of standalone agents.
+    pub(super) next_connection: u64,
     pub(super) round_robin: usize,
     /// Set by what makes Mesos allocate at once (a framework added or re-activated,
     /// REVIVE): the command's handler runs a batch allocation after answering.
@@ -59,6 +61,7 @@ impl State {
             offers: HashMap::new(),
             next_framework: 0,
             next_offer: 0,
+            next_connection: 0,
             round_robin: 0,
             allocate_now: false,
             started: Instant::now(),
@@ -156,6 +159,30 @@ impl State {
                 let removed = self.remove_agent(&agent_id);
                 let _ = reply.send(removed);
             }
+            Command::RegisterAgent {
+                registration,
+                reply,
+            } => {
+                let result = self.register_agent(registration);
+                self.reply_then_allocate(reply, result);
+            }
+            Command::AgentStreamClosed {
+                agent_id,
+                connection,
+            } => self.agent_disconnected(&agent_id, connection),
+            Command::AgentEvents {
+                agent_id,
+                connection,
+                events,
+                reply,
+            } => {
+                let accepted = self.agent_events(&agent_id, connection, events);
+                let _ = reply.send(accepted);
+            }
+            Command::AgentReregisterTimeout {
+                agent_id,
+                connection,
+            } => self.agent_reregister_timeout(&agent_id, connection),
             Command::State(reply) => {
                 let _ = reply.send(self.state_json());
             }
