@@ -11,12 +11,13 @@
 use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::mpsc::RecvTimeoutError;
 use std::time::{Duration, Instant};
 
-use brine_proto::payload::{ErrorKind, TaskFailure, TaskSpec};
+use brine_proto::payload::{ErrorKind, ModuleRef, TaskFailure, TaskSpec};
 use tokio::sync::mpsc::UnboundedSender;
 
-use crate::runtime::{Dataset, KillSwitch, Output, Progress, Runtime, TaskRun};
+use crate::runtime::{Dataset, KillSwitch, LoadedModule, Output, Progress, Runtime, TaskRun};
 
 /// Most bytes of a task's stdout (and of its stderr) written to its sandbox file.
 pub const MAX_TASK_OUTPUT_BYTES: u64 = 16 << 20;
@@ -141,20 +142,31 @@ pub fn spawn<M: Send + 'static>(
     }
 }
 
-/// Loads the module and runs the task, on the calling thread.
+/// Loads the module and runs the task, on the calling thread. The task's deadline
+/// covers both: what loading took is taken off what the run may take.
 pub fn run(job: Job) -> Result<Vec<u8>, TaskFailure> {
+    let started = Instant::now();
     // The module first: it is then cached even if this task cannot run.
-    let module = job.runtime.load(&job.spec.module)?;
+    let module = load_within(&job.runtime, &job.spec.module, job.deadline)?;
     let dataset = job
         .dataset
         .map_err(|message| TaskFailure::new(ErrorKind::Internal, message))?;
+    let deadline = match job.deadline {
+        Some(deadline) if started.elapsed() >= deadline => {
+            return Err(TaskFailure::new(
+                ErrorKind::DeadlineExceeded,
+                format!("loading the module took the task's whole deadline of {deadline:?}"),
+            ));
+        }
+        deadline => deadline.map(|d| d.saturating_sub(started.elapsed())),
+    };
     let (stdout, stderr) = outputs(&job.output_dir);
     let task = TaskRun {
         export: job.spec.export,
         args: job.spec.args,
         encoding: job.spec.encoding,
         memory_limit_bytes: job.memory_limit_bytes,
-        deadline: job.deadline,
+        deadline,
         kill: job.kill,
         progress: job.progress,
         stdout,
@@ -162,6 +174,51 @@ pub fn run(job: Job) -> Result<Vec<u8>, TaskFailure> {
         dataset,
     };
     job.runtime.run(&module, &task)
+}
+
+/// Loads `module`, within `deadline` when the task has one and the module comes with
+/// its bytes, so may need compiling: wasmtime cannot interrupt a compilation, so it
+/// runs on a thread of its own, and when the deadline passes first the task fails
+/// `deadline_exceeded` at once while the compilation goes on and caches the module
+/// for the tasks after it. (A module named by hash is loaded from a cache: no
+/// compilation, no extra thread.)
+fn load_within(
+    runtime: &Arc<Runtime>,
+    module: &ModuleRef,
+    deadline: Option<Duration>,
+) -> Result<Arc<LoadedModule>, TaskFailure> {
+    let (Some(deadline), Some(_)) = (deadline, &module.bytes) else {
+        return runtime.load(module);
+    };
+    let (tx, rx) = std::sync::mpsc::sync_channel(1);
+    let (compiler, to_load) = (Arc::clone(runtime), module.clone());
+    std::thread::Builder::new()
+        .name("brine-compile".into())
+        .spawn(move || {
+            // The task may have given up waiting: then nobody reads this.
+            let _ = tx.send(compiler.load(&to_load));
+        })
+        .map_err(|e| {
+            TaskFailure::new(
+                ErrorKind::Internal,
+                format!("cannot start a thread to compile the module: {e}"),
+            )
+        })?;
+    match rx.recv_timeout(deadline) {
+        Ok(loaded) => loaded,
+        Err(RecvTimeoutError::Timeout) => Err(TaskFailure::new(
+            ErrorKind::DeadlineExceeded,
+            format!(
+                "module {} did not compile within the task's deadline of {deadline:?} (the \
+                 compilation goes on, and caches it for later tasks)",
+                module.hash
+            ),
+        )),
+        Err(RecvTimeoutError::Disconnected) => Err(TaskFailure::new(
+            ErrorKind::Internal,
+            "the thread compiling the module ended without an answer",
+        )),
+    }
 }
 
 /// The task's output files (created by the runtime on a first write).

@@ -6,10 +6,13 @@ mod common;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
+use brine_executor::pool::{self, Job};
 use brine_executor::runtime::{
-    Dataset, LoadedModule, MemoryOutput, Output, Runtime, RuntimeConfig, TaskRun,
+    Dataset, KillSwitch, LoadedModule, MemoryOutput, Output, Progress, Runtime, RuntimeConfig,
+    TaskRun,
 };
-use brine_proto::payload::{Encoding, ErrorKind, ModuleHash, ModuleRef};
+use brine_proto::payload::{Encoding, ErrorKind, ModuleHash, ModuleRef, TaskSpec};
+use brine_tests::wasm::{leb, many_functions, section};
 use common::*;
 
 /// Tasks covering every return code, import and trap path.
@@ -1043,43 +1046,6 @@ fn long_messages_are_cut() {
     assert_healthy(&runtime, &load(&runtime, tasks_wasm()));
 }
 
-/// An unsigned LEB128.
-fn leb(mut value: u64) -> Vec<u8> {
-    let mut out = Vec::new();
-    loop {
-        let byte = (value & 0x7f) as u8;
-        value >>= 7;
-        if value == 0 {
-            out.push(byte);
-            return out;
-        }
-        out.push(byte | 0x80);
-    }
-}
-
-fn section(id: u8, contents: &[u8]) -> Vec<u8> {
-    let mut out = vec![id];
-    out.extend(leb(contents.len() as u64));
-    out.extend(contents);
-    out
-}
-
-/// A module of `count` empty functions, written out directly (as WAT it would take
-/// a while to parse).
-fn many_functions(count: u64) -> Vec<u8> {
-    let mut module = b"\0asm\x01\0\0\0".to_vec();
-    module.extend(section(1, &[1, 0x60, 0, 0]));
-    let mut functions = leb(count);
-    functions.extend(std::iter::repeat_n(0, count as usize));
-    module.extend(section(3, &functions));
-    let mut code = leb(count);
-    for _ in 0..count {
-        code.extend([2, 0, 0x0b]);
-    }
-    module.extend(section(10, &code));
-    module
-}
-
 /// A Brine module with `pages` of memory and one data segment of `len` bytes of 7 at
 /// address 0; task `byte` returns the byte at the address it is given (an i32).
 fn with_data(pages: u32, len: usize) -> Vec<u8> {
@@ -1099,6 +1065,45 @@ fn with_data(pages: u32, len: usize) -> Vec<u8> {
     data.extend(std::iter::repeat_n(7u8, len));
     module.extend(section(11, &data));
     module
+}
+
+/// wasmtime cannot interrupt a compilation: a module that compiles for longer than
+/// its task's deadline fails the task at the deadline, while the compilation goes on
+/// (on a thread of its own) to cache the module for later tasks.
+#[test]
+fn a_compile_past_the_deadline_fails_the_task_at_its_deadline() {
+    let runtime = Arc::new(runtime());
+    let dir = tempfile::tempdir().unwrap();
+    let job = |module: ModuleRef, deadline: Option<Duration>| Job {
+        task_id: "slow".into(),
+        spec: TaskSpec {
+            module,
+            export: "x".into(),
+            args: vec![],
+            encoding: Encoding::Json,
+            deadline: None,
+        },
+        runtime: Arc::clone(&runtime),
+        memory_limit_bytes: None,
+        deadline,
+        kill: KillSwitch::new(),
+        progress: Progress::new(),
+        output_dir: dir.path().into(),
+        dataset: Ok(None),
+    };
+    // 10 000 functions take far longer than 5 ms to compile (and not so long that
+    // the compilation left behind slows the other tests much).
+    let slow = ModuleRef::inline(many_functions(10_000));
+    let failure = pool::run(job(slow, Some(Duration::from_millis(5)))).unwrap_err();
+    assert_failure(
+        &failure,
+        ErrorKind::DeadlineExceeded,
+        "did not compile within the task's deadline of 5ms",
+    );
+    // A module that compiles in time runs within the same deadline.
+    let quick = ModuleRef::inline(wat(&format!("(module {PRELUDE} {TASKS})")));
+    let failure = pool::run(job(quick, Some(Duration::from_secs(60)))).unwrap_err();
+    assert_eq!(failure.kind, ErrorKind::ExportMissing, "{failure:?}");
 }
 
 #[test]

@@ -64,6 +64,21 @@ pub fn executor_binary() -> PathBuf {
     path
 }
 
+/// The `brine-local` binary (master and agents as processes of their own):
+/// `$BRINE_LOCAL`, else next to the test binary (built by `cargo test --workspace`).
+pub fn local_binary() -> PathBuf {
+    let path = std::env::var_os("BRINE_LOCAL")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| profile_dir().join("brine-local"));
+    assert!(
+        path.is_file(),
+        "brine-local not found at {}: build it (`cargo build -p brine-local`, or run \
+         `cargo test --workspace`) or set BRINE_LOCAL to its path",
+        path.display()
+    );
+    path
+}
+
 /// Where the example `.wasm` modules are: `$BRINE_EXAMPLES_DIR`, else
 /// `<target dir>/wasm32-wasip1/release` (built by `make examples`).
 pub fn examples_dir() -> PathBuf {
@@ -735,5 +750,47 @@ impl LaneConn {
             .write_all(&wire)
             .await
             .expect("write to the lane");
+    }
+}
+
+/// WebAssembly written out byte by byte, for modules too large to write (or parse)
+/// as text.
+pub mod wasm {
+    /// An unsigned LEB128.
+    pub fn leb(mut value: u64) -> Vec<u8> {
+        let mut out = Vec::new();
+        loop {
+            let byte = (value & 0x7f) as u8;
+            value >>= 7;
+            if value == 0 {
+                out.push(byte);
+                return out;
+            }
+            out.push(byte | 0x80);
+        }
+    }
+
+    /// Section `id` holding `contents`.
+    pub fn section(id: u8, contents: &[u8]) -> Vec<u8> {
+        let mut out = vec![id];
+        out.extend(leb(contents.len() as u64));
+        out.extend(contents);
+        out
+    }
+
+    /// A module of `count` empty functions (100 000 take seconds to compile, even
+    /// in a release build).
+    pub fn many_functions(count: u64) -> Vec<u8> {
+        let mut module = b"\0asm\x01\0\0\0".to_vec();
+        module.extend(section(1, &[1, 0x60, 0, 0]));
+        let mut functions = leb(count);
+        functions.extend(std::iter::repeat_n(0, count as usize));
+        module.extend(section(3, &functions));
+        let mut code = leb(count);
+        for _ in 0..count {
+            code.extend([2, 0, 0x0b]);
+        }
+        module.extend(section(10, &code));
+        module
     }
 }
