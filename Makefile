@@ -55,7 +55,7 @@ test-cgroups: examples
 test-mesos: examples
 	@test -n "$(MASTER)" || { echo "usage: make test-mesos MASTER=http://host:5050"; exit 2; }
 	$(CARGO) build -p brine-executor
-	BRINE_TEST_MESOS_MASTER=$(MASTER) $(CARGO) test -p brine-scheduler --test mesos -- --ignored --nocapture
+	BRINE_TEST_MESOS_MASTER=$(MASTER) $(CARGO) test -p brine-scheduler --features tls,zk --test mesos -- --ignored --nocapture
 
 ## test-mesos-protos: our .proto subset checked field by field against Mesos's own
 ## (MESOS_PROTO_DIR=<mesos checkout>/include), ignored by `make test`: they are not here
@@ -75,7 +75,7 @@ demo: examples
 ## PNG); BENCH_ARGS passes options (--only executor, --master http://host:port …)
 bench: examples bench-font
 	$(CARGO) build --release -p brine-executor -p brine-bench
-	$(CARGO) build --release -p brine-scheduler --bin brine
+	$(CARGO) build --release -p brine-cli --bin brine
 	$(TARGET_DIR)/release/brine bench $(BENCH_ARGS)
 
 ## bench-quick: the smoke run CI makes (`brine bench --quick`, under a minute). It uses
@@ -96,6 +96,17 @@ bench-font:
 		|| echo "fonts-dejavu-core not installed: the plot is drawn without text"; \
 	fi
 
+## fault-matrix: the fault matrix (scheduler/tests/faults.rs, also run by `make test`),
+## one case after another, and its table copied into docs/FAULTS.md
+.PHONY: fault-matrix
+fault-matrix: examples
+	$(CARGO) build -p brine-executor
+	rm -rf $(TARGET_DIR)/tmp/fault-matrix
+	$(CARGO) test -p brine-scheduler --test faults -- --test-threads=1
+	python3 -c 'import re,sys; d=open("docs/FAULTS.md").read(); t=open(sys.argv[1]).read(); \
+		open("docs/FAULTS.md","w").write(re.sub(r"(?s)<!-- matrix -->.*<!-- /matrix -->", lambda _: "<!-- matrix -->\n"+t+"<!-- /matrix -->", d))' \
+		$(TARGET_DIR)/tmp/fault-matrix/FAULTS.md
+
 ## bench-runtime: the runtime's criterion benchmark (warm task, cold load, disk load)
 bench-runtime: examples
 	$(CARGO) bench -p brine-executor --bench runtime
@@ -107,4 +118,7 @@ fmt:
 lint: setup
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	# The library with none of its optional parts (`local`, `zk`, `tls`): the workspace
+	# build turns them all on.
+	$(CARGO) clippy -p brine-scheduler --no-default-features -- -D warnings
 	$(CARGO) clippy --target $(WASM_TARGET) $(addprefix -p ,$(EXAMPLES)) -p brine-guest -- -D warnings

@@ -61,11 +61,9 @@ pub async fn measure(
     master: &str,
     task_cpus: Option<f64>,
 ) -> anyhow::Result<EndToEnd> {
-    let mut config = ClusterConfig {
-        max_in_flight: plan.e2e_in_flight,
-        lease_idle_timeout: LEASE_IDLE,
-        ..ClusterConfig::default()
-    };
+    let mut config = ClusterConfig::default()
+        .with_max_in_flight(plan.e2e_in_flight)
+        .with_lease_idle_timeout(LEASE_IDLE);
     if let Some(cpus) = task_cpus {
         config.task_cpus = cpus;
     }
@@ -185,11 +183,9 @@ pub async fn task_per_closure(
     master: &str,
     task_cpus: Option<f64>,
 ) -> anyhow::Result<Batch> {
-    let mut config = ClusterConfig {
-        dispatch: Dispatch::TaskPerClosure,
-        max_in_flight: plan.e2e_in_flight,
-        ..ClusterConfig::default()
-    };
+    let mut config = ClusterConfig::default()
+        .with_dispatch(Dispatch::TaskPerClosure)
+        .with_max_in_flight(plan.e2e_in_flight);
     if let Some(cpus) = task_cpus {
         config.task_cpus = cpus;
     }

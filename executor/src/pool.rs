@@ -147,7 +147,7 @@ pub fn spawn<M: Send + 'static>(
 pub fn run(job: Job) -> Result<Vec<u8>, TaskFailure> {
     let started = Instant::now();
     // The module first: it is then cached even if this task cannot run.
-    let module = load_within(&job.runtime, &job.spec.module, job.deadline)?;
+    let module = load_within(&job.runtime, &job.spec.module, job.deadline, &job.kill)?;
     let dataset = job
         .dataset
         .map_err(|message| TaskFailure::new(ErrorKind::Internal, message))?;
@@ -186,6 +186,7 @@ fn load_within(
     runtime: &Arc<Runtime>,
     module: &ModuleRef,
     deadline: Option<Duration>,
+    kill: &KillSwitch,
 ) -> Result<Arc<LoadedModule>, TaskFailure> {
     let (Some(deadline), Some(_)) = (deadline, &module.bytes) else {
         return runtime.load(module);
@@ -195,6 +196,7 @@ fn load_within(
     std::thread::Builder::new()
         .name("brine-compile".into())
         .spawn(move || {
+            lower_priority();
             // The task may have given up waiting: then nobody reads this.
             let _ = tx.send(compiler.load(&to_load));
         })
@@ -204,7 +206,23 @@ fn load_within(
                 format!("cannot start a thread to compile the module: {e}"),
             )
         })?;
-    match rx.recv_timeout(deadline) {
+    // Waited for in steps, so that a kill (a lost lane, SHUTDOWN) frees the worker
+    // at once rather than at the deadline.
+    let started = Instant::now();
+    let answer = loop {
+        let left = deadline.saturating_sub(started.elapsed());
+        match rx.recv_timeout(left.min(KILL_POLL)) {
+            Err(RecvTimeoutError::Timeout) if kill.is_killed() => {
+                return Err(TaskFailure::new(
+                    ErrorKind::Killed,
+                    "killed while compiling",
+                ));
+            }
+            Err(RecvTimeoutError::Timeout) if !left.is_zero() => continue,
+            answer => break answer,
+        }
+    };
+    match answer {
         Ok(loaded) => loaded,
         Err(RecvTimeoutError::Timeout) => Err(TaskFailure::new(
             ErrorKind::DeadlineExceeded,
@@ -218,6 +236,22 @@ fn load_within(
             ErrorKind::Internal,
             "the thread compiling the module ended without an answer",
         )),
+    }
+}
+
+/// How often a task waiting for its module's compilation looks at its kill switch.
+const KILL_POLL: Duration = Duration::from_millis(20);
+
+/// Lowers the calling thread's scheduling priority (nice +10): a compilation is
+/// background work next to running tasks, heartbeats and the lane. Best effort.
+fn lower_priority() {
+    // SAFETY: plain syscalls on this thread's own id; no memory is shared.
+    let lowered = unsafe {
+        let tid = libc::gettid();
+        libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, 10)
+    };
+    if lowered != 0 {
+        tracing::debug!(error = %std::io::Error::last_os_error(), "compile thread keeps its priority");
     }
 }
 

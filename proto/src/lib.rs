@@ -7,6 +7,8 @@
 //!   JSON following Mesos's conventions.
 //! - [`reflect`]: the embedded descriptors of the Mesos messages (for JSON and validation).
 //! - [`duration`]: Mesos duration strings (`5secs`, `100ms`), as agents and flags write them.
+//! - [`fetcher`]: the name a fetched `CommandInfo.URI` gets in the sandbox (scheduler and
+//!   agent must agree on it).
 //! - [`payload`]: Brine's own postcard-encoded, versioned payloads that ride in Mesos `data`
 //!   fields (executor configuration, task specs, outcomes, heartbeats and control messages).
 //! - [`lane`]: the closure lane's frames (scheduler ↔ executor over TCP, no master on the
@@ -14,6 +16,7 @@
 
 pub mod codec;
 pub mod duration;
+pub mod fetcher;
 pub mod lane;
 pub mod mesos;
 mod message;

@@ -1,9 +1,11 @@
 //! [`Cluster`]: the user's entry point.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+#[cfg(feature = "local")]
 use brine_local::{LocalCluster, LocalClusterConfig, LocalClusterError};
 use brine_proto::mesos::v1::{FrameworkInfo, framework_info};
 use brine_proto::payload::Encoding;
@@ -17,47 +19,103 @@ use crate::connection::{self, MasterAddr};
 use crate::scheduler::{Command, Job, JobId, Lane, Scheduler, Template};
 use crate::status::{self, ClusterStatus};
 use crate::store::{Record, Store, StoreError};
-use crate::{ClusterConfig, JobStatus, Module, TaskError, TaskHandle};
+use crate::{ClusterConfig, Feature, JobStatus, Module, TaskError, TaskHandle};
 use brine_proto::payload::Secret;
 
+/// Why [`Cluster::connect`] failed.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ClusterError {
+    /// The master is none of the forms [`Cluster::connect_with`] understands.
     #[error(
         "unknown master {0:?}: expected local, local:N, http(s)://host:port or \
          zk://host:port/path"
     )]
     BadMaster(String),
+    /// The master is well formed but needs a part this build leaves out (`local:N`
+    /// without the `local` feature, `zk://` without `zk`, `https://` without `tls`).
+    #[error(
+        "the master {master:?} needs brine-scheduler's `{feature}` cargo feature, which \
+         this build leaves out"
+    )]
+    FeatureDisabled {
+        /// The master as given.
+        master: String,
+        /// The feature it needs.
+        feature: Feature,
+    },
+    /// Talking to the master failed (connection, TLS, HTTP, authentication…).
     #[error(transparent)]
     Client(#[from] ClientError),
+    /// No leading master could be read from ZooKeeper.
+    #[cfg(feature = "zk")]
     #[error("cannot find the leading master: {0}")]
     Detect(#[from] crate::detector::DetectError),
+    /// The in-process cluster did not start.
+    #[cfg(feature = "local")]
     #[error("cannot start the local cluster: {0}")]
     Local(#[from] LocalClusterError),
+    /// The local cluster's temporary work directory could not be made.
     #[error("cannot create the local cluster's work directory: {0}")]
     WorkDir(std::io::Error),
+    /// No `brine-executor` binary where [`ClusterConfig::executor_binary`] (or its
+    /// default) says.
     #[error(
         "brine-executor not found at {0}: build it (`cargo build -p brine-executor`) or set \
          BRINE_EXECUTOR"
     )]
     ExecutorNotFound(PathBuf),
+    /// [`ClusterConfig::dataset`] is not a readable file.
     #[error("the dataset {0} is not a readable file")]
     DatasetNotFound(PathBuf),
+    /// No user to run tasks as: set [`ClusterConfig::user`].
     #[error("cannot tell the current user ($USER is unset and `id -un` failed)")]
     NoUser,
+    /// The master answered SUBSCRIBE, but not with SUBSCRIBED.
     #[error("subscription refused: {0}")]
-    Subscribe(String),
+    Subscribe(SubscribeError),
+    /// The state store ([`ClusterConfig::state_file`]) cannot be used.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// No randomness for the closure lane's secret.
+    #[error("cannot draw the closure lane's secret: {0}")]
+    Randomness(std::io::Error),
+    /// The closure lane cannot listen ([`ClusterConfig::lane_bind`]).
     #[error("cannot open the closure lane on {addr}: {source}")]
     Lane {
-        addr: std::net::SocketAddr,
+        /// Where it was to listen.
+        addr: SocketAddr,
+        /// Why it cannot.
         source: std::io::Error,
     },
+    /// The status endpoint cannot listen ([`ClusterConfig::status_addr`]).
     #[error("cannot serve the status endpoint on {addr}: {source}")]
     StatusEndpoint {
-        addr: std::net::SocketAddr,
+        /// Where it was to listen.
+        addr: SocketAddr,
+        /// Why it cannot.
         source: std::io::Error,
     },
+}
+
+/// How the master answered SUBSCRIBE when it did not answer SUBSCRIBED.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SubscribeError {
+    /// The first event was another one, usually `ERROR`: the master refused the
+    /// framework, e.g. a stored FrameworkID it has removed (torn down, or past its
+    /// failover timeout). Retrying will not help; [`Cluster::connect_with`] then
+    /// subscribes afresh when the FrameworkID came from the state file.
+    #[error("first event is {event}: {message}")]
+    Refused {
+        /// The event's type (`ERROR`).
+        event: String,
+        /// The master's message (`ERROR`'s `message`), possibly empty.
+        message: String,
+    },
+    /// SUBSCRIBED arrived without its body (no FrameworkID).
+    #[error("SUBSCRIBED without a body")]
+    NoBody,
 }
 
 /// A connection to a Mesos master (or an in-process local one) that runs closures.
@@ -74,17 +132,39 @@ pub enum ClusterError {
 /// # Ok(())
 /// # }
 /// ```
+///
+/// # Dropping it
+///
+/// End a cluster with [`Cluster::shutdown`] (tear the framework down) or
+/// [`Cluster::abandon`] (leave it for a successor). Dropping it without either stops
+/// it as `abandon` does, without waiting: the scheduler's loop ends, the
+/// subscription is closed, the status endpoint and the closure lane stop listening
+/// (their ports are released), jobs still out resolve to [`TaskError::Cancelled`], a
+/// `local` cluster is stopped (its executors killed), and a state file stays for the
+/// next scheduler. No TEARDOWN is sent (a drop cannot wait for the master): on a real
+/// master the framework and its leases live on until
+/// [`ClusterConfig::failover_timeout`], as after a crash.
 pub struct Cluster {
+    /// The only strong sender: the loop ends when it is dropped (the status
+    /// endpoint's and the handles' senders are weak).
     commands: mpsc::UnboundedSender<Command>,
     scheduler: tokio::task::JoinHandle<()>,
     next_job: Arc<AtomicU64>,
     framework_id: String,
     master_url: String,
     max_in_flight: usize,
-    lane_addr: std::net::SocketAddr,
-    local: Option<LocalCluster>,
-    // Dropped after `local`: the local agents' work directory.
-    _work_dir: Option<tempfile::TempDir>,
+    lane_addr: SocketAddr,
+    status_addr: Option<SocketAddr>,
+    #[cfg(feature = "local")]
+    local: Option<Local>,
+}
+
+/// A `local` master's cluster and its work directory.
+#[cfg(feature = "local")]
+struct Local {
+    cluster: LocalCluster,
+    // Dropped after `cluster`: the local agents' work directory.
+    _work_dir: tempfile::TempDir,
 }
 
 impl Cluster {
@@ -93,9 +173,11 @@ impl Cluster {
         Cluster::connect_with(master, ClusterConfig::default()).await
     }
 
-    /// `local` / `local:N` start an in-process master with N agents (default 1);
     /// `http(s)://host:port` subscribes to that master (following redirects to the
-    /// leader); `zk://host:port[,…]/path` reads the leader from ZooKeeper.
+    /// leader); `zk://host:port[,…]/path` reads the leader from ZooKeeper; `local` /
+    /// `local:N` start an in-process master with N agents (default 1). `https://`,
+    /// `zk://` and `local` need the features `tls`, `zk` and `local`: without,
+    /// [`ClusterError::FeatureDisabled`].
     ///
     /// With a [`ClusterConfig::state_file`] that holds a FrameworkID, the scheduler
     /// re-subscribes as that framework, reconciles its tasks, and hands the jobs it
@@ -104,6 +186,8 @@ impl Cluster {
         master: &str,
         config: ClusterConfig,
     ) -> Result<Cluster, ClusterError> {
+        let parsed = parse_master(master)?;
+        parsed.check_features(master)?;
         let executor_uri = match &config.executor_uri {
             Some(uri) => uri.clone(),
             None => {
@@ -134,20 +218,26 @@ impl Cluster {
             Some(user) if !user.is_empty() => user.clone(),
             _ => current_user().ok_or(ClusterError::NoUser)?,
         };
-        let parsed = parse_master(master)?;
         let is_local = matches!(parsed, Master::Local(_));
-        let (local, work_dir, addr) = match parsed {
+        #[cfg(feature = "local")]
+        let (local, addr) = match parsed {
             Master::Local(agents) => {
-                let dir = tempfile::Builder::new()
-                    .prefix("brine-local-")
-                    .tempdir()
-                    .map_err(ClusterError::WorkDir)?;
-                let local =
-                    LocalCluster::start(LocalClusterConfig::new(agents, dir.path())).await?;
-                let url = local.master_url();
-                (Some(local), Some(dir), MasterAddr::Http(url))
+                let local = start_local(agents).await?;
+                let url = local.cluster.master_url();
+                (Some(local), MasterAddr::Http(url))
             }
-            Master::Remote(addr) => (None, None, addr),
+            Master::Remote(addr) => (None, addr),
+        };
+        #[cfg(not(feature = "local"))]
+        let addr = match parsed {
+            // Refused by `check_features` above.
+            Master::Local(_) => {
+                return Err(ClusterError::FeatureDisabled {
+                    master: master.to_owned(),
+                    feature: Feature::Local,
+                });
+            }
+            Master::Remote(addr) => addr,
         };
         let mut store = match &config.state_file {
             Some(path) => Some(Store::open(path)?),
@@ -161,7 +251,7 @@ impl Cluster {
                 let bound = listener
                     .local_addr()
                     .map_err(|source| ClusterError::StatusEndpoint { addr, source })?;
-                Some((listener, status::webui_url(bound)))
+                Some((listener, bound, status::webui_url(bound)))
             }
             None => None,
         };
@@ -179,7 +269,7 @@ impl Cluster {
             capabilities: vec![framework_info::Capability {
                 r#type: Some(framework_info::capability::Type::MultiRole as i32),
             }],
-            webui_url: webui.as_ref().map(|(_, url)| url.clone()),
+            webui_url: webui.as_ref().map(|(_, _, url)| url.clone()),
             principal: config
                 .client
                 .credential
@@ -192,7 +282,9 @@ impl Cluster {
             ..Default::default()
         };
         let subscribed = match connection::subscribe(&addr, &framework, &config.client).await {
-            Err(ClusterError::Subscribe(why)) if framework.id.is_some() => {
+            Err(ClusterError::Subscribe(why @ crate::SubscribeError::Refused { .. }))
+                if framework.id.is_some() =>
+            {
                 // The stored framework is gone (failover timeout passed, torn down):
                 // its tasks were killed; start afresh.
                 tracing::warn!(
@@ -223,13 +315,20 @@ impl Cluster {
         let template = Template::new(&config, subscribed.framework_id.clone(), executor_uri);
         let (lane, lane_addr) = open_lane(&config, is_local, &master_url).await?;
         let (commands, rx) = mpsc::unbounded_channel();
-        if let Some((listener, url)) = webui {
+        // Dropped when the loop ends, however it ends (an aborted task drops it too):
+        // what stops the status endpoint.
+        let (running, stopped) = watch::channel(());
+        let status_addr = webui.map(|(listener, bound, url)| {
             tracing::info!(%url, "status endpoint");
-            status::serve(listener, commands.clone());
-        }
+            status::serve(listener, commands.downgrade(), stopped);
+            bound
+        });
         let max_in_flight = config.max_in_flight.max(1);
         let scheduler = Scheduler::new(config, addr, framework, template, subscribed, store, lane);
-        let scheduler = tokio::spawn(scheduler.run(rx));
+        let scheduler = tokio::spawn(async move {
+            let _running = running;
+            scheduler.run(rx).await;
+        });
         Ok(Cluster {
             commands,
             scheduler,
@@ -238,14 +337,21 @@ impl Cluster {
             master_url,
             max_in_flight,
             lane_addr,
+            status_addr,
+            #[cfg(feature = "local")]
             local,
-            _work_dir: work_dir,
         })
     }
 
     /// Where the closure lane listens (executors connect to it).
-    pub fn lane_addr(&self) -> std::net::SocketAddr {
+    pub fn lane_addr(&self) -> SocketAddr {
         self.lane_addr
+    }
+
+    /// Where `GET /status` is served, when [`ClusterConfig::status_addr`] asked for it
+    /// (the port actually bound, if it asked for port 0).
+    pub fn status_addr(&self) -> Option<SocketAddr> {
+        self.status_addr
     }
 
     /// Runs `entry` of `module` on `args` somewhere in the cluster; arguments and result
@@ -297,7 +403,7 @@ impl Cluster {
         if self.commands.send(Command::Submit(Box::new(job))).is_err() {
             return TaskHandle::failed(TaskError::Cancelled);
         }
-        TaskHandle::new(rx, status_rx, (id, self.commands.clone()), encoding)
+        TaskHandle::new(rx, status_rx, (id, self.commands.downgrade()), encoding)
     }
 
     /// Runs `entry` on every item, keeping at most [`ClusterConfig::max_in_flight`]
@@ -346,13 +452,15 @@ impl Cluster {
             .buffer_unordered(self.max_in_flight)
     }
 
-    /// The scheduler's jobs and executors now.
+    /// The scheduler's jobs and executors now; `None` once the scheduler has stopped.
     pub async fn status(&self) -> Option<ClusterStatus> {
         let (tx, rx) = oneshot::channel();
         self.commands.send(Command::Status(tx)).ok()?;
         rx.await.ok()
     }
 
+    /// The FrameworkID the master gave this scheduler (the stored one, when it
+    /// carried on from a state file).
     pub fn framework_id(&self) -> &str {
         &self.framework_id
     }
@@ -363,8 +471,9 @@ impl Cluster {
     }
 
     /// The in-process cluster, for `local` masters.
+    #[cfg(feature = "local")]
     pub fn local(&self) -> Option<&LocalCluster> {
-        self.local.as_ref()
+        self.local.as_ref().map(|local| &local.cluster)
     }
 
     /// Tears the framework down (its executors are shut down), fails what is still
@@ -376,14 +485,16 @@ impl Cluster {
             let _ = wait.await;
         }
         let _ = self.scheduler.await;
+        #[cfg(feature = "local")]
         if let Some(local) = self.local {
-            local.shutdown().await;
+            local.cluster.shutdown().await;
         }
     }
 
     /// Stops this scheduler without tearing the framework down, as if its process
     /// died: the master keeps its tasks for `failover_timeout`, and a scheduler
-    /// started with the same state file carries on.
+    /// started with the same state file carries on. A `local` cluster stops with it
+    /// (dropped).
     pub async fn abandon(self) {
         self.scheduler.abort();
         let _ = self.scheduler.await;
@@ -392,11 +503,13 @@ impl Cluster {
 
 impl std::fmt::Debug for Cluster {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Cluster")
+        let mut debug = f.debug_struct("Cluster");
+        debug
             .field("framework_id", &self.framework_id)
-            .field("master_url", &self.master_url)
-            .field("local", &self.local.is_some())
-            .finish()
+            .field("master_url", &self.master_url);
+        #[cfg(feature = "local")]
+        debug.field("local", &self.local.is_some());
+        debug.finish()
     }
 }
 
@@ -408,10 +521,8 @@ async fn open_lane(
     master_url: &str,
 ) -> Result<(Lane, std::net::SocketAddr), ClusterError> {
     let mut random = [0u8; 36];
-    getrandom::getrandom(&mut random).map_err(|e| ClusterError::Lane {
-        addr: std::net::SocketAddr::from(([0, 0, 0, 0], 0)),
-        source: std::io::Error::other(e.to_string()),
-    })?;
+    getrandom::getrandom(&mut random)
+        .map_err(|e| ClusterError::Randomness(std::io::Error::other(e.to_string())))?;
     let mut secret = [0u8; 32];
     secret.copy_from_slice(&random[..32]);
     let lease_prefix = hex::encode(&random[32..]);
@@ -462,7 +573,47 @@ fn route_address(url: &str) -> Option<String> {
 enum Master {
     /// `local` / `local:N`.
     Local(usize),
+    /// `http(s)://…` or `zk://…`.
     Remote(MasterAddr),
+}
+
+impl Master {
+    /// The feature this master needs, if any.
+    fn feature(&self) -> Option<Feature> {
+        match self {
+            Master::Local(_) => Some(Feature::Local),
+            Master::Remote(MasterAddr::Zk(_)) => Some(Feature::Zk),
+            Master::Remote(MasterAddr::Http(url)) if url.starts_with("https:") => {
+                Some(Feature::Tls)
+            }
+            Master::Remote(MasterAddr::Http(_)) => None,
+        }
+    }
+
+    /// [`ClusterError::FeatureDisabled`] when this build cannot reach it.
+    fn check_features(&self, master: &str) -> Result<(), ClusterError> {
+        match self.feature() {
+            Some(feature) if !feature.is_enabled() => Err(ClusterError::FeatureDisabled {
+                master: master.to_owned(),
+                feature,
+            }),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Starts an in-process cluster of `agents` agents in a fresh temporary directory.
+#[cfg(feature = "local")]
+async fn start_local(agents: usize) -> Result<Local, ClusterError> {
+    let dir = tempfile::Builder::new()
+        .prefix("brine-local-")
+        .tempdir()
+        .map_err(ClusterError::WorkDir)?;
+    let cluster = LocalCluster::start(LocalClusterConfig::new(agents, dir.path())).await?;
+    Ok(Local {
+        cluster,
+        _work_dir: dir,
+    })
 }
 
 fn parse_master(master: &str) -> Result<Master, ClusterError> {
@@ -534,6 +685,56 @@ mod tests {
         );
         assert!(parse_master("local:0").is_err());
         assert!(parse_master("ftp://m").is_err());
+    }
+
+    #[test]
+    fn masters_name_the_feature_they_need() {
+        let needs = |master: &str| parse_master(master).ok().and_then(|m| m.feature());
+        assert_eq!(needs("local:2"), Some(Feature::Local));
+        assert_eq!(needs("zk://z:2181/mesos"), Some(Feature::Zk));
+        assert_eq!(needs("https://m:5050"), Some(Feature::Tls));
+        assert_eq!(needs("http://m:5050"), None);
+        for master in [
+            "local:2",
+            "zk://z:2181/mesos",
+            "https://m:5050",
+            "http://m:5050",
+        ] {
+            let parsed = parse_master(master).expect("a master");
+            let checked = parsed.check_features(master);
+            match parsed.feature() {
+                Some(feature) if !feature.is_enabled() => assert!(
+                    matches!(
+                        &checked,
+                        Err(ClusterError::FeatureDisabled { master: m, feature: f })
+                            if m == master && *f == feature
+                    ),
+                    "{checked:?}"
+                ),
+                _ => assert!(checked.is_ok(), "{checked:?}"),
+            }
+        }
+    }
+
+    /// Without `zk` and `tls` (`cargo test --no-default-features --lib`), `connect`
+    /// refuses those masters before doing anything, naming the feature.
+    #[cfg(not(all(feature = "zk", feature = "tls")))]
+    #[tokio::test]
+    async fn connect_refuses_a_master_whose_feature_is_off() {
+        for (master, feature) in [
+            ("zk://z:2181/mesos", Feature::Zk),
+            ("https://m:5050", Feature::Tls),
+        ] {
+            if feature.is_enabled() {
+                continue;
+            }
+            let error = Cluster::connect(master).await.expect_err("refused");
+            assert!(
+                matches!(&error, ClusterError::FeatureDisabled { feature: f, .. } if *f == feature),
+                "{error:?}"
+            );
+            assert!(error.to_string().contains(feature.name()), "{error}");
+        }
     }
 
     #[test]

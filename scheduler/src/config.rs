@@ -10,6 +10,7 @@ use crate::client::ClientConfig;
 
 /// How closures reach executors.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub enum Dispatch {
     /// Leases (Mesos tasks reserving one closure slot each, of `task_cpus` and
     /// `task_mem_mb`) are taken from offers when work queues up and given back when
@@ -24,12 +25,31 @@ pub enum Dispatch {
 }
 
 /// How the scheduler runs tasks. The defaults suit short closures.
+///
+/// Start from [`ClusterConfig::default`] and change what you need, with the `with_*`
+/// methods or by assigning fields; new knobs can then be added without breaking
+/// programs (the struct is `#[non_exhaustive]`, so it cannot be written as a literal
+/// outside this crate).
+///
+/// ```
+/// use std::time::Duration;
+/// use brine_scheduler::ClusterConfig;
+///
+/// let config = ClusterConfig::default()
+///     .with_task_mem_mb(128.0)
+///     .with_task_deadline(Duration::from_secs(30))
+///     .with_status_addr(([127, 0, 0, 1], 0));
+/// assert_eq!(config.task_mem_mb, 128.0);
+/// ```
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct ClusterConfig {
     /// How closures reach executors.
     pub dispatch: Dispatch,
-    /// Resources of each closure: of each lease's slot, or of each task.
+    /// CPUs of each closure: of each lease's slot, or of each task.
     pub task_cpus: f64,
+    /// Memory of each closure in MB (also its memory limit): of each lease's slot, or
+    /// of each task.
     pub task_mem_mb: f64,
     /// Most leases held at once (lease mode).
     pub max_leases: usize,
@@ -48,8 +68,9 @@ pub struct ClusterConfig {
     /// `host:port` (a proxy or NAT in front of the lane). Default `127.0.0.1` for
     /// `local` masters, else this machine's address on the route to the master.
     pub lane_advertise: Option<String>,
-    /// Resources of the executor itself (on top of its tasks').
+    /// CPUs of the executor itself (on top of its tasks').
     pub executor_cpus: f64,
+    /// Memory of the executor itself in MB (on top of its tasks').
     pub executor_mem_mb: f64,
     /// Filter sent with every DECLINE, so unused offers do not come straight back.
     pub refuse_seconds: f64,
@@ -73,7 +94,9 @@ pub struct ClusterConfig {
     /// An agent on which this many jobs failed for infrastructure reasons within
     /// `agent_failure_window` is set aside (its offers declined) for `agent_cooldown`.
     pub agent_failure_limit: usize,
+    /// The window in which `agent_failure_limit` failures set an agent aside.
     pub agent_failure_window: Duration,
+    /// How long an agent stays set aside.
     pub agent_cooldown: Duration,
     /// Longest wait between two re-subscription attempts (the backoff doubles from
     /// 100 ms up to this).
@@ -105,8 +128,11 @@ pub struct ClusterConfig {
     /// `FrameworkInfo.name`.
     pub name: String,
     /// Where `GET /status` is served (advertised as the framework's `webui_url`, which
-    /// `brine status` follows). `None`: not served.
+    /// `brine status` follows); port 0 picks a free one ([`crate::Cluster::status_addr`]
+    /// tells which). Default `None`: not served, so a library user opens no port it
+    /// did not ask for (the `brine` command line serves it on `127.0.0.1:0`).
     pub status_addr: Option<SocketAddr>,
+    /// How the HTTP client talks to the master (timeouts, credential, TLS roots).
     pub client: ClientConfig,
 }
 
@@ -143,8 +169,78 @@ impl Default for ClusterConfig {
             executor_config: ExecutorConfig::default(),
             user: None,
             name: "brine".into(),
-            status_addr: Some(SocketAddr::from(([127, 0, 0, 1], 0))),
+            status_addr: None,
             client: ClientConfig::default(),
         }
     }
+}
+
+/// `with_<field>(value)` setters, each consuming and returning the config so that they
+/// chain: `plain` ones take the field's type, `into` ones anything that converts to it
+/// (`&str` for a `String`), and `opt` ones set an `Option` field to `Some(value)`.
+macro_rules! setters {
+    ($($name:ident => $field:ident: $kind:tt $ty:ty;)*) => {
+        impl ClusterConfig {$(
+            setters!(@one $name $field $kind $ty);
+        )*}
+    };
+    (@one $name:ident $field:ident plain $ty:ty) => {
+        #[doc = concat!("Sets [`ClusterConfig::", stringify!($field), "`].")]
+        #[must_use]
+        pub fn $name(mut self, value: $ty) -> Self {
+            self.$field = value;
+            self
+        }
+    };
+    (@one $name:ident $field:ident into $ty:ty) => {
+        #[doc = concat!("Sets [`ClusterConfig::", stringify!($field), "`].")]
+        #[must_use]
+        pub fn $name(mut self, value: impl Into<$ty>) -> Self {
+            self.$field = value.into();
+            self
+        }
+    };
+    (@one $name:ident $field:ident opt $ty:ty) => {
+        #[doc = concat!("Sets [`ClusterConfig::", stringify!($field), "`] to `Some(value)`.")]
+        #[must_use]
+        pub fn $name(mut self, value: impl Into<$ty>) -> Self {
+            self.$field = Some(value.into());
+            self
+        }
+    };
+}
+
+setters! {
+    with_dispatch => dispatch: plain Dispatch;
+    with_task_cpus => task_cpus: plain f64;
+    with_task_mem_mb => task_mem_mb: plain f64;
+    with_max_leases => max_leases: plain usize;
+    with_lane_depth => lane_depth: plain usize;
+    with_lease_idle_timeout => lease_idle_timeout: plain Duration;
+    with_lane_timeout => lane_timeout: plain Duration;
+    with_lane_bind => lane_bind: opt SocketAddr;
+    with_lane_advertise => lane_advertise: opt String;
+    with_executor_cpus => executor_cpus: plain f64;
+    with_executor_mem_mb => executor_mem_mb: plain f64;
+    with_refuse_seconds => refuse_seconds: plain f64;
+    with_failover_timeout => failover_timeout: plain Duration;
+    with_max_retries => max_retries: plain u32;
+    with_task_deadline => task_deadline: opt Duration;
+    with_max_in_flight => max_in_flight: plain usize;
+    with_heartbeat_timeout => heartbeat_timeout: plain Duration;
+    with_reconcile_interval => reconcile_interval: plain Duration;
+    with_agent_failure_limit => agent_failure_limit: plain usize;
+    with_agent_failure_window => agent_failure_window: plain Duration;
+    with_agent_cooldown => agent_cooldown: plain Duration;
+    with_max_resubscribe_backoff => max_resubscribe_backoff: plain Duration;
+    with_state_file => state_file: opt PathBuf;
+    with_dataset => dataset: opt PathBuf;
+    with_executor_binary => executor_binary: opt PathBuf;
+    with_executor_uri => executor_uri: opt String;
+    with_dataset_uri => dataset_uri: opt String;
+    with_executor_config => executor_config: plain ExecutorConfig;
+    with_user => user: opt String;
+    with_name => name: into String;
+    with_status_addr => status_addr: opt SocketAddr;
+    with_client => client: plain ClientConfig;
 }

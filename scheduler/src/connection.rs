@@ -4,15 +4,16 @@
 use brine_proto::mesos::v1::scheduler::{Call, call, event};
 use brine_proto::mesos::v1::{FrameworkId, FrameworkInfo};
 
-use crate::ClusterError;
 use crate::client::{self, ClientConfig, ClientError, Endpoint, Subscription};
+use crate::{ClusterError, SubscribeError};
 
 /// How the user named the master.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum MasterAddr {
     /// `http(s)://host:port`: a master, or any master of a group (it redirects).
     Http(String),
-    /// `zk://host:port[,host:port]/path`: the leader is read from ZooKeeper each time.
+    /// `zk://host:port[,host:port]/path`: the leader is read from ZooKeeper each time
+    /// (feature `zk`; `connect` refuses it earlier without).
     Zk(String),
 }
 
@@ -21,9 +22,18 @@ impl MasterAddr {
     pub(crate) async fn resolve(&self, config: &ClientConfig) -> Result<String, ClusterError> {
         match self {
             MasterAddr::Http(url) => Ok(url.clone()),
+            #[cfg(feature = "zk")]
             MasterAddr::Zk(url) => crate::detector::leading_master(url, config.request_timeout)
                 .await
                 .map_err(ClusterError::from),
+            #[cfg(not(feature = "zk"))]
+            MasterAddr::Zk(url) => {
+                let _ = config;
+                Err(ClusterError::FeatureDisabled {
+                    master: url.clone(),
+                    feature: crate::Feature::Zk,
+                })
+            }
         }
     }
 }
@@ -63,17 +73,17 @@ pub(crate) async fn subscribe(
         Some(Ok(e)) if e.r#type() == event::Type::Subscribed => e
             .subscribed
             .map(|s| s.framework_id)
-            .ok_or_else(|| ClusterError::Subscribe("SUBSCRIBED without a body".into()))?,
+            .ok_or(ClusterError::Subscribe(SubscribeError::NoBody))?,
         Some(Ok(e)) => {
             let message = e
                 .error
                 .as_ref()
                 .map(|e| e.message.clone())
                 .unwrap_or_default();
-            return Err(ClusterError::Subscribe(format!(
-                "first event is {}: {message}",
-                e.r#type().as_str_name()
-            )));
+            return Err(ClusterError::Subscribe(SubscribeError::Refused {
+                event: e.r#type().as_str_name().to_owned(),
+                message,
+            }));
         }
         Some(Err(e)) => return Err(e.into()),
         None => return Err(ClientError::StreamEnded.into()),

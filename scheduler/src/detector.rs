@@ -36,30 +36,67 @@ const SESSION_TIMEOUT: Duration = Duration::from_secs(10);
 const JSON_LABEL: &str = "json.info";
 const PROTOBUF_LABEL: &str = "info";
 
+/// Why no leading master could be read from ZooKeeper. Never shows the URL's
+/// credentials.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum DetectError {
+    /// The `zk://` URL cannot be used.
     #[error("invalid ZooKeeper URL {url:?}: {reason} (expected zk://host:port[,host:port…]/path)")]
-    BadUrl { url: String, reason: String },
+    BadUrl {
+        /// The URL, credentials masked.
+        url: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// No ZooKeeper server of the URL answered.
     #[error("cannot reach ZooKeeper at {servers}: {reason}")]
-    Unreachable { servers: String, reason: String },
+    Unreachable {
+        /// The URL's servers (`host:port[,…]`).
+        servers: String,
+        /// The client's reason.
+        reason: String,
+    },
+    /// ZooKeeper refused the URL's `user:password` (digest authentication).
     #[error("ZooKeeper at {servers} refused the digest credentials of the zk:// URL")]
-    AuthFailed { servers: String },
+    AuthFailed {
+        /// The URL's servers.
+        servers: String,
+    },
+    /// A ZooKeeper read failed.
     #[error("ZooKeeper at {servers} failed while reading {path}: {source}")]
     ZooKeeper {
+        /// The URL's servers.
         servers: String,
+        /// The znode being read.
         path: String,
+        /// The ZooKeeper client's error.
         source: zookeeper_client::Error,
     },
+    /// No master joined the group within the timeout.
     #[error("no leading Mesos master under {path} in ZooKeeper at {servers} within {timeout:?}")]
     NoLeader {
+        /// The URL's servers.
         servers: String,
+        /// The group's znode.
         path: String,
+        /// How long detection waited.
         timeout: Duration,
     },
+    /// The leader's znode holds something that is not a MasterInfo.
     #[error("cannot decode the leading master's MasterInfo in {node}: {reason}")]
-    Undecodable { node: String, reason: String },
+    Undecodable {
+        /// The leader's znode.
+        node: String,
+        /// Why it could not be read.
+        reason: String,
+    },
+    /// The leader's MasterInfo has no address to reach it at.
     #[error("the leading master's MasterInfo in {node} has no usable address")]
-    NoAddress { node: String },
+    NoAddress {
+        /// The leader's znode.
+        node: String,
+    },
 }
 
 /// A parsed `zk://[user:password@]host:port[,host:port…]/path`, split as Mesos's
@@ -87,6 +124,7 @@ impl std::fmt::Debug for ZkUrl {
 }
 
 impl ZkUrl {
+    /// Splits `url` as Mesos does (see [`ZkUrl`]); [`DetectError::BadUrl`] otherwise.
     pub fn parse(url: &str) -> Result<ZkUrl, DetectError> {
         // Never echo the credentials back in an error.
         let shown = redact(url);

@@ -23,19 +23,25 @@ pub enum JobState {
     Staging,
     /// The executor runs it.
     Running,
+    /// It ended with a result.
     Succeeded,
+    /// It ended with an error (the handle says which).
     Failed,
 }
 
 impl JobState {
+    /// `Succeeded` or `Failed`: the job will not change again.
     pub fn is_terminal(self) -> bool {
         matches!(self, JobState::Succeeded | JobState::Failed)
     }
 }
 
-/// A snapshot of one job, as [`crate::TaskHandle::status`] returns it.
+/// A snapshot of one job, as [`crate::TaskHandle::status`] returns it. More fields may
+/// come (it is `#[non_exhaustive]`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct JobStatus {
+    /// Where the job is.
     pub state: JobState,
     /// Tasks launched for this job so far.
     pub attempts: u32,

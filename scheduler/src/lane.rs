@@ -135,7 +135,13 @@ fn advertised(advertise: &str, port: u16) -> String {
 async fn accept(listener: TcpListener, secret: Secret, events: mpsc::UnboundedSender<LaneEvent>) {
     let mut next: ConnId = 0;
     loop {
-        let (stream, peer) = match listener.accept().await {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            // The scheduler is gone (its `Cluster` dropped, shut down or abandoned):
+            // closing the listener releases the port.
+            () = events.closed() => return,
+        };
+        let (stream, peer) = match accepted {
             Ok(accepted) => accepted,
             Err(e) => {
                 // Out of descriptors and the like: pause instead of spinning.

@@ -13,6 +13,7 @@ pub struct Module {
 }
 
 impl Module {
+    /// A module from its bytes (a `.wasm` binary), named by their SHA-256.
     pub fn from_bytes(bytes: impl Into<Vec<u8>>) -> Module {
         let bytes = bytes.into();
         Module {
@@ -21,6 +22,7 @@ impl Module {
         }
     }
 
+    /// A module read from a `.wasm` file.
     pub fn from_file(path: impl AsRef<Path>) -> std::io::Result<Module> {
         Ok(Module::from_bytes(std::fs::read(path)?))
     }
@@ -30,10 +32,12 @@ impl Module {
         self.hash
     }
 
+    /// Its size in bytes.
     pub fn len(&self) -> usize {
         self.bytes.len()
     }
 
+    /// Whether it has no bytes at all (no executor will load it).
     pub fn is_empty(&self) -> bool {
         self.bytes.is_empty()
     }

@@ -12,16 +12,20 @@ use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use serde::{Deserialize, Serialize};
 use tokio::net::TcpListener;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::scheduler::Command;
 
-/// The scheduler's view of its jobs and executors.
+/// The scheduler's view of its jobs and executors. More fields may come (it is
+/// `#[non_exhaustive]`); its JSON (`GET /status`) only gains fields.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct ClusterStatus {
+    /// The FrameworkID the master gave this scheduler.
     pub framework_id: String,
     /// Subscribed to a master now.
     pub connected: bool,
+    /// How many jobs are in each state.
     pub jobs: JobCounts,
     /// Current executors (one per agent), then the last few gone or presumed lost.
     pub executors: Vec<ExecutorStatus>,
@@ -31,22 +35,38 @@ pub struct ClusterStatus {
 
 /// Jobs by state; `succeeded` and `failed` count since the scheduler started.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct JobCounts {
+    /// Waiting for an offer (or a lease slot).
     pub pending: u64,
+    /// Launched, not reported running yet.
     pub staging: u64,
+    /// Running on an executor.
     pub running: u64,
+    /// Ended with a result.
     pub succeeded: u64,
+    /// Ended with an error.
     pub failed: u64,
+    /// Answers that came for closures already written off and sent elsewhere (their
+    /// lane or executor was presumed lost): work that ran to completion twice. The
+    /// job took the first answer it got; these were dropped.
+    #[serde(default)]
+    pub completed_twice: u64,
 }
 
+/// One executor of this framework, as the scheduler sees it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct ExecutorStatus {
+    /// The agent it runs on.
     pub agent_id: String,
+    /// Its id, `brine-<agent>-<generation>`.
     pub executor_id: String,
     /// Its live tasks.
     pub tasks: Vec<String>,
-    /// What it holds (its own resources and its tasks'), from its last heartbeat.
+    /// CPUs it holds (its own and its tasks'), from its last heartbeat.
     pub cpus: f64,
+    /// Memory it holds in MB (its own and its tasks'), from its last heartbeat.
     pub mem_mb: f64,
     /// When its last heartbeat was sent (executor clock, Unix ms).
     pub last_heartbeat_unix_ms: Option<u64>,
@@ -65,26 +85,41 @@ pub struct ExecutorStatus {
     pub lane_running: u32,
 }
 
-/// Serves `GET /status` on `listener` until the scheduler stops.
-pub(crate) fn serve(listener: TcpListener, commands: mpsc::UnboundedSender<Command>) {
+/// Serves `GET /status` on `listener` until the scheduler stops: until `stopped`'s
+/// sender is dropped, which the scheduler's task does when its loop ends (the last
+/// `Cluster` dropped, `shutdown`, `abandon`). Then the listener is closed (the port
+/// released) and open connections are cut. It holds only a weak sender, so it never
+/// keeps the scheduler alive.
+pub(crate) fn serve(
+    listener: TcpListener,
+    commands: mpsc::WeakUnboundedSender<Command>,
+    stopped: watch::Receiver<()>,
+) {
     tokio::spawn(async move {
+        let mut stop = stopped.clone();
         loop {
-            let (stream, _) = match listener.accept().await {
-                Ok(accepted) => accepted,
+            let accepted = tokio::select! {
+                accepted = listener.accept() => accepted,
+                // Only ever an `Err`: nothing is sent, the sender is dropped.
+                _ = stop.changed() => return,
+            };
+            let stream = match accepted {
+                Ok((stream, _)) => stream,
                 Err(e) => {
                     tracing::debug!(error = %e, "status endpoint: accept failed");
                     continue;
                 }
             };
-            if commands.is_closed() {
-                return;
-            }
             let commands = commands.clone();
+            let mut stop = stopped.clone();
             tokio::spawn(async move {
                 let service = service_fn(move |request| answer(request, commands.clone()));
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await;
+                let connection = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service);
+                tokio::select! {
+                    _ = connection => {}
+                    _ = stop.changed() => {}
+                }
             });
         }
     });
@@ -92,7 +127,7 @@ pub(crate) fn serve(listener: TcpListener, commands: mpsc::UnboundedSender<Comma
 
 async fn answer(
     request: Request<Incoming>,
-    commands: mpsc::UnboundedSender<Command>,
+    commands: mpsc::WeakUnboundedSender<Command>,
 ) -> Result<Response<Full<Bytes>>, std::convert::Infallible> {
     let reply = |status: StatusCode, content_type: &str, body: Vec<u8>| {
         let mut response = Response::new(Full::new(Bytes::from(body)));
@@ -112,7 +147,10 @@ async fn answer(
         );
     }
     let (tx, rx) = oneshot::channel();
-    if commands.send(Command::Status(tx)).is_err() {
+    let sent = commands
+        .upgrade()
+        .is_some_and(|commands| commands.send(Command::Status(tx)).is_ok());
+    if !sent {
         return reply(
             StatusCode::SERVICE_UNAVAILABLE,
             "text/plain",

@@ -17,29 +17,42 @@ use crate::scheduler::{Command, JobId};
 /// Why a task produced no result.
 #[derive(Debug, Clone, PartialEq, thiserror::Error, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "error")]
+#[non_exhaustive]
 pub enum TaskError {
     /// The guest failed (its own error, a panic, a trap, a bad module…). Deterministic
     /// kinds are never retried.
     #[error("task failed: {kind}: {message}")]
     Guest {
+        /// What went wrong, as the executor classified it.
         kind: ErrorKind,
+        /// The guest's (or the runtime's) message.
         message: String,
         /// The last bytes the guest wrote to stderr.
         stderr_tail: String,
     },
     /// The task ran past its deadline (`ClusterConfig::task_deadline`).
     #[error("task timed out: {message}")]
-    Timeout { message: String },
+    Timeout {
+        /// The executor's message.
+        message: String,
+    },
     /// Something outside the scheduler killed the task.
     #[error("task killed: {message}")]
-    Killed { message: String },
+    Killed {
+        /// The executor's or agent's message.
+        message: String,
+    },
     /// Mesos ended the task without a Brine outcome (executor died, agent lost, invalid
     /// launch…) on every one of `attempts` tries.
     #[error("task {state} ({reason}) after {attempts} attempt(s): {message}")]
     Lost {
+        /// The last attempt's Mesos task state (`TASK_LOST`, `TASK_FAILED`…).
         state: String,
+        /// Its Mesos reason (`REASON_EXECUTOR_TERMINATED`…).
         reason: String,
+        /// Its Mesos message.
         message: String,
+        /// Tasks launched for the job.
         attempts: u32,
     },
     /// The handle was cancelled, or the cluster shut down first.
@@ -48,8 +61,10 @@ pub enum TaskError {
     /// The scheduler lost its master for good (the framework was removed).
     #[error("connection to the master lost: {0}")]
     Connection(String),
+    /// The arguments could not be serialized (postcard or JSON).
     #[error("cannot encode the arguments: {0}")]
     Encode(String),
+    /// The result is not the type the handle expects.
     #[error("cannot decode the result: {0}")]
     Decode(String),
     /// A terminal status whose data is not what a Brine executor sends.
@@ -62,13 +77,15 @@ pub(crate) type Reply = oneshot::Sender<Result<Vec<u8>, TaskError>>;
 /// The pending result of one submitted closure: await it.
 ///
 /// Dropping a handle before it resolves cancels the job: a pending job is forgotten and
-/// a running one is killed.
+/// a running one is killed. A handle does not keep its [`crate::Cluster`] running:
+/// once the cluster is dropped (or shut down), it resolves to [`TaskError::Cancelled`].
 #[must_use = "a TaskHandle cancels its task when dropped; await it"]
 pub struct TaskHandle<R> {
     result: oneshot::Receiver<Result<Vec<u8>, TaskError>>,
     status: Option<watch::Receiver<JobStatus>>,
-    /// Where to send the cancellation; `None` once resolved.
-    cancel: Option<(JobId, mpsc::UnboundedSender<Command>)>,
+    /// Where to send the cancellation; `None` once resolved. Weak: the scheduler's loop
+    /// ends when the last `Cluster` goes, whatever handles are left.
+    cancel: Option<(JobId, mpsc::WeakUnboundedSender<Command>)>,
     encoding: Encoding,
     _result: PhantomData<fn() -> R>,
 }
@@ -77,7 +94,7 @@ impl<R> TaskHandle<R> {
     pub(crate) fn new(
         result: oneshot::Receiver<Result<Vec<u8>, TaskError>>,
         status: watch::Receiver<JobStatus>,
-        cancel: (JobId, mpsc::UnboundedSender<Command>),
+        cancel: (JobId, mpsc::WeakUnboundedSender<Command>),
         encoding: Encoding,
     ) -> Self {
         Self {
@@ -125,7 +142,9 @@ impl<R> TaskHandle<R> {
 
 impl<R> Drop for TaskHandle<R> {
     fn drop(&mut self) {
-        if let Some((job, commands)) = self.cancel.take() {
+        if let Some((job, commands)) = self.cancel.take()
+            && let Some(commands) = commands.upgrade()
+        {
             let _ = commands.send(Command::Cancel(job));
         }
     }

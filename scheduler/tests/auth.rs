@@ -24,14 +24,8 @@ async fn authenticating_cluster(dir: &std::path::Path) -> LocalCluster {
 }
 
 fn with_credential(principal: &str, secret: &str) -> ClusterConfig {
-    let mut config = ClusterConfig {
-        executor_binary: Some(brine_tests::executor_binary()),
-        ..ClusterConfig::default()
-    };
-    config.client.credential = Some(Credential {
-        principal: principal.to_owned(),
-        secret: secret.to_owned(),
-    });
+    let mut config = ClusterConfig::default().with_executor_binary(brine_tests::executor_binary());
+    config.client.credential = Some(Credential::new(principal, secret));
     config
 }
 

@@ -1,54 +1,20 @@
 //! The job machinery end to end, on a real local master and agents with real
-//! `brine-executor` processes: batches, cancellation, progress, executor babysitting,
-//! executor crashes, re-subscription after a cut connection, and failover through the
-//! state store. Every wait is bounded.
+//! `brine-executor` processes: batches, cancellation, progress, re-subscription after a
+//! cut connection, and failover through the state store. (Executor crashes and
+//! freezes are cases of the fault matrix, `faults.rs`.) Every wait is bounded.
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
 mod common;
 
 use brine_tests::bounded;
-use common::Proxy;
-use std::collections::{HashMap, HashSet};
+use common::{Proxy, fast_heartbeats, init, module, until};
+use std::collections::HashSet;
 use std::path::Path;
 use std::time::Duration;
 
 use brine_local::{LocalCluster, LocalClusterConfig};
-use brine_proto::payload::ExecutorConfig;
-use brine_scheduler::{Cluster, ClusterConfig, Dispatch, JobState, Module, TaskError};
+use brine_scheduler::{Cluster, Dispatch, JobState, JobStatus, TaskError, TaskHandle};
 use futures::StreamExt;
-use nix::sys::signal::{Signal, kill};
-use nix::unistd::Pid;
-
-/// The tests here keep both cores busy (1,000 closures, spinning tasks, two agents
-/// each) and presume an executor lost after 1 s without a heartbeat. Run side by side,
-/// one test's load can starve another's executors past that (seen once: a healthy
-/// executor presumed lost in the 1,000-closure test). So each test holds this for its
-/// whole run, and the timeout measures the executor, not its neighbours.
-static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
-#[must_use = "hold it for the whole test"]
-async fn init() -> tokio::sync::MutexGuard<'static, ()> {
-    let turn = ONE_AT_A_TIME.lock().await;
-    brine_tests::init_tracing();
-    brine_tests::executor_binary();
-    turn
-}
-
-fn module(name: &str) -> Module {
-    Module::from_bytes(brine_tests::example(name))
-}
-
-/// Executors beat every 50 ms and are presumed lost after 1 s of silence.
-fn fast_config() -> ClusterConfig {
-    ClusterConfig {
-        executor_config: ExecutorConfig {
-            heartbeat_interval: Duration::from_millis(50),
-            ..ExecutorConfig::default()
-        },
-        heartbeat_timeout: Duration::from_secs(1),
-        ..ClusterConfig::default()
-    }
-}
 
 async fn local(agents: usize, dir: &Path) -> LocalCluster {
     bounded(
@@ -59,89 +25,32 @@ async fn local(agents: usize, dir: &Path) -> LocalCluster {
     .expect("local cluster starts")
 }
 
-/// Pids of the live executors on every agent of `local`.
-fn executor_pids(local: &LocalCluster) -> Vec<(String, u32)> {
-    local
-        .agents()
-        .iter()
-        .flat_map(|a| {
-            a.executors()
-                .into_iter()
-                .filter_map(|e| e.pid.map(|pid| (e.executor_id.value, pid)))
-        })
-        .collect()
-}
-
-/// Waits until `check` holds, looking again each time the scheduler's status changes
-/// or 20 ms pass (agent snapshots have no change notification).
-async fn until(what: &str, mut check: impl FnMut() -> bool) {
+/// The handle's status once it first shows progress above 0.
+async fn first_progress(handle: &TaskHandle<u64>, what: &str) -> JobStatus {
+    let mut watch = handle.watch().expect("a submitted handle has a status");
     bounded(what, async {
-        while !check() {
-            tokio::time::sleep(Duration::from_millis(20)).await;
+        loop {
+            watch.changed().await.expect("status sender lives");
+            let status = watch.borrow().clone();
+            if status.progress.is_some_and(|p| p > 0.0) {
+                return status;
+            }
         }
     })
     .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_thousand_closures_through_map_one_executor_per_agent() {
-    let _turn = init().await;
-    let cluster = bounded("connect", Cluster::connect("local:2"))
-        .await
-        .expect("connects");
-    let sum = module("sum");
-    let inputs: Vec<String> = (0..1000).map(|i| format!("{i} {} 1", i * 2)).collect();
-    let results: Vec<(usize, Result<i64, TaskError>)> = bounded(
-        "1000 sums",
-        cluster.map(&sum, "sum", inputs.clone()).collect(),
-    )
-    .await;
-    assert_eq!(results.len(), 1000);
-    let mut seen = HashSet::new();
-    for (i, result) in results {
-        assert!(seen.insert(i), "index {i} yielded twice");
-        assert_eq!(result.expect("sum succeeds"), 3 * i as i64 + 1, "input {i}");
-    }
-    let local = cluster.local().expect("local cluster");
-    for agent in local.agents() {
-        let ours = agent.executors().len() + agent.completed_executors().len();
-        assert!(
-            ours <= 1,
-            "agent {} ran {ours} executors",
-            agent.agent_id().value
-        );
-    }
-    let status = cluster.status().await.expect("status");
-    assert_eq!(status.jobs.succeeded, 1000);
-    cluster.shutdown().await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn progress_shows_on_the_handle_and_dropping_it_kills_the_task() {
-    let _turn = init().await;
+    init();
     // One Mesos task per closure: dropping the handle KILLs that task.
-    let config = ClusterConfig {
-        dispatch: Dispatch::TaskPerClosure,
-        ..fast_config()
-    };
+    let config = fast_heartbeats().with_dispatch(Dispatch::TaskPerClosure);
     let cluster = bounded("connect", Cluster::connect_with("local:1", config))
         .await
         .expect("connects");
     let failures = module("failures");
     let handle = cluster.submit::<u64, u64>(&failures, "spin", &60_000);
-    let mut watch = handle.watch().expect("a submitted handle has a status");
-    let seen = bounded("progress from heartbeats", async {
-        loop {
-            watch.changed().await.expect("status sender lives");
-            let status = watch.borrow().clone();
-            if let Some(p) = status.progress
-                && p > 0.0
-            {
-                return status;
-            }
-        }
-    })
-    .await;
+    let seen = first_progress(&handle, "progress from heartbeats").await;
     assert_eq!(seen.state, JobState::Running);
     assert_eq!(seen.attempts, 1);
     let task_id = seen.task_id.clone().expect("a running job has a task");
@@ -168,25 +77,16 @@ async fn progress_shows_on_the_handle_and_dropping_it_kills_the_task() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn progress_shows_on_the_handle_and_dropping_it_kills_the_closure() {
-    let _turn = init().await;
-    let cluster = bounded("connect", Cluster::connect_with("local:1", fast_config()))
-        .await
-        .expect("connects");
+    init();
+    let cluster = bounded(
+        "connect",
+        Cluster::connect_with("local:1", fast_heartbeats()),
+    )
+    .await
+    .expect("connects");
     let failures = module("failures");
     let handle = cluster.submit::<u64, u64>(&failures, "spin", &60_000);
-    let mut watch = handle.watch().expect("a submitted handle has a status");
-    let seen = bounded("progress over the lane", async {
-        loop {
-            watch.changed().await.expect("status sender lives");
-            let status = watch.borrow().clone();
-            if let Some(p) = status.progress
-                && p > 0.0
-            {
-                return status;
-            }
-        }
-    })
-    .await;
+    let seen = first_progress(&handle, "progress over the lane").await;
     assert_eq!(seen.state, JobState::Running);
     assert_eq!(seen.attempts, 1);
     let lease = seen
@@ -225,96 +125,18 @@ async fn progress_shows_on_the_handle_and_dropping_it_kills_the_closure() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_killed_executor_costs_nothing_a_frozen_one_is_presumed_lost() {
-    let _turn = init().await;
-    // Both agents stay in use (none is set aside for the jobs it lost).
-    let config = ClusterConfig {
-        agent_failure_limit: 1000,
-        ..fast_config()
-    };
-    let cluster = bounded("connect", Cluster::connect_with("local:2", config))
-        .await
-        .expect("connects");
-    let failures = module("failures");
-    let local = cluster.local().expect("local cluster");
-
-    for signal in [Signal::SIGKILL, Signal::SIGSTOP] {
-        // 40 tasks of 300 ms: both agents are busy when one executor is hit.
-        let items: Vec<u64> = vec![300; 40];
-        let mut batch = Box::pin(cluster.map::<u64, u64, _>(&failures, "spin", items));
-        let mut results = HashMap::new();
-        let (index, first) = bounded("the first result", batch.next())
-            .await
-            .expect("a result");
-        results.insert(index, first);
-        // The victim: an executor that has beaten and runs tasks of this batch.
-        let victim =
-            bounded("a busy executor that has beaten", async {
-                loop {
-                    let status = cluster.status().await.expect("status");
-                    if let Some(e) = status.executors.iter().find(|e| {
-                        !e.lost && !e.tasks.is_empty() && e.last_heartbeat_unix_ms.is_some()
-                    }) {
-                        return e.executor_id.clone();
-                    }
-                    tokio::time::sleep(Duration::from_millis(20)).await;
-                }
-            })
-            .await;
-        let pid = executor_pids(local)
-            .into_iter()
-            .find(|(id, _)| *id == victim)
-            .map(|(_, pid)| pid)
-            .expect("the victim's pid");
-        kill(Pid::from_raw(pid as i32), signal).expect("signal the executor");
-        while let Some((index, result)) = bounded("the batch", batch.next()).await {
-            assert!(
-                results.insert(index, result).is_none(),
-                "index {index} yielded twice"
-            );
-        }
-        assert_eq!(results.len(), 40, "after {signal}: every job ended");
-        for (index, result) in &results {
-            assert!(
-                result.as_ref().is_ok_and(|spins| *spins > 0),
-                "after {signal}: job {index}: {result:?}"
-            );
-        }
-        let status = cluster.status().await.expect("status");
-        let gone = status
-            .executors
-            .iter()
-            .find(|e| e.executor_id == victim)
-            .unwrap_or_else(|| panic!("{victim} is not listed: {status:?}"));
-        assert!(gone.tasks.is_empty(), "{gone:?}");
-        if signal == Signal::SIGSTOP {
-            assert!(gone.lost, "a frozen executor is presumed lost: {gone:?}");
-            // Thaw it so the agent can finish shutting it down.
-            let _ = kill(Pid::from_raw(pid as i32), Signal::SIGCONT);
-        }
-        // The replacement on that agent is a new generation.
-        assert!(
-            status
-                .executors
-                .iter()
-                .any(|e| e.agent_id == gone.agent_id && e.executor_id != victim && !e.lost),
-            "no new executor on {}: {status:?}",
-            gone.agent_id
-        );
-    }
-    cluster.shutdown().await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cut_connection_is_resubscribed_and_reconciled() {
-    let _turn = init().await;
+    init();
     let dir = tempfile::tempdir().unwrap();
     let local = local(1, dir.path()).await;
     let master = local.master().expect("a master").endpoint();
     let proxy = Proxy::start(master).await;
-    let cluster = bounded("connect", Cluster::connect_with(&proxy.url, fast_config()))
-        .await
-        .expect("connects through the proxy");
+    let cluster = bounded(
+        "connect",
+        Cluster::connect_with(&proxy.url, fast_heartbeats()),
+    )
+    .await
+    .expect("connects through the proxy");
     let failures = module("failures");
     let sum = module("sum");
     let slow = cluster.submit::<u64, u64>(&failures, "spin", &1_500);
@@ -346,18 +168,16 @@ async fn a_cut_connection_is_resubscribed_and_reconciled() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restarted_scheduler_carries_on_as_the_same_framework() {
-    let _turn = init().await;
+    init();
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("scheduler.state");
     let local = local(2, &dir.path().join("cluster")).await;
     let url = local.master_url();
     // One Mesos task per closure: a restarted scheduler attaches to the tasks still
     // running (lane closures of the old process would run again instead).
-    let config = ClusterConfig {
-        state_file: Some(state.clone()),
-        dispatch: Dispatch::TaskPerClosure,
-        ..fast_config()
-    };
+    let config = fast_heartbeats()
+        .with_state_file(state.clone())
+        .with_dispatch(Dispatch::TaskPerClosure);
     let failures = module("failures");
     let items: Vec<u64> = (0..12).map(|i| 200 + 10 * i).collect();
 
@@ -418,12 +238,12 @@ async fn a_restarted_scheduler_carries_on_as_the_same_framework() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_job_on_a_removed_agent_is_retried_on_another() {
-    let _turn = init().await;
+    init();
     let dir = tempfile::tempdir().unwrap();
     let local = local(2, dir.path()).await;
     let cluster = bounded(
         "connect",
-        Cluster::connect_with(&local.master_url(), fast_config()),
+        Cluster::connect_with(&local.master_url(), fast_heartbeats()),
     )
     .await
     .expect("connects");

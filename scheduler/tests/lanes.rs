@@ -1,112 +1,26 @@
 //! Leases and the closure lane end to end, on a real local master and agents with real
-//! `brine-executor` processes: a lane cut mid-batch, a stranger on the lane, a closure
-//! over its slot's memory, and idle leases given back to Mesos. Every wait is bounded.
+//! `brine-executor` processes: a stranger on the lane, a closure over its slot's memory,
+//! and idle leases given back to Mesos. (A lane cut mid-batch is a case of the fault
+//! matrix, `faults.rs`.) Every wait is bounded.
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
 mod common;
 
-use std::collections::HashMap;
 use std::time::Duration;
 
 use brine_proto::lane::{FrameDecoder, ToExecutor, ToScheduler, encode_frame};
-use brine_proto::payload::{ErrorKind, ExecutorConfig, Secret};
-use brine_scheduler::{Cluster, ClusterConfig, Dispatch, Module, TaskError};
+use brine_proto::payload::{ErrorKind, Secret};
+use brine_scheduler::{Cluster, ClusterConfig, Dispatch, TaskError};
 use brine_tests::bounded;
-use common::{Proxy, get_json};
+use common::{fast_heartbeats, get_json, init, module, until};
 use futures::StreamExt;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-fn module(name: &str) -> Module {
-    Module::from_bytes(brine_tests::example(name))
-}
-
-fn init() {
-    brine_tests::init_tracing();
-    brine_tests::executor_binary();
-}
-
 /// Heartbeats every 50 ms; leases given back after 300 ms idle.
 fn config() -> ClusterConfig {
-    ClusterConfig {
-        executor_config: ExecutorConfig {
-            heartbeat_interval: Duration::from_millis(50),
-            ..ExecutorConfig::default()
-        },
-        heartbeat_timeout: Duration::from_secs(5),
-        lease_idle_timeout: Duration::from_millis(300),
-        ..ClusterConfig::default()
-    }
-}
-
-/// Polls `check` every 20 ms until it holds (the master's state has no change
-/// notification), within the bound.
-async fn until(what: &str, mut check: impl FnMut() -> bool) {
-    bounded(what, async {
-        while !check() {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    })
-    .await
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_lane_cut_mid_batch_loses_and_doubles_nothing() {
-    init();
-    // The lane's executors reach it through a proxy that can cut every connection.
-    let lane = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let lane_addr = lane.local_addr().unwrap();
-    drop(lane);
-    let proxy = Proxy::start(lane_addr).await;
-    let cluster = bounded(
-        "connect",
-        Cluster::connect_with(
-            "local:2",
-            ClusterConfig {
-                lane_bind: Some(lane_addr),
-                lane_advertise: Some(proxy.addr.to_string()),
-                ..config()
-            },
-        ),
-    )
-    .await
-    .expect("connects");
-    let failures = module("failures");
-    let items: Vec<u64> = vec![20; 300];
-    let mut batch = Box::pin(cluster.map::<u64, u64, _>(&failures, "spin", items));
-    let mut results = HashMap::new();
-    while results.len() < 40 {
-        let (index, result) = bounded("the first results", batch.next())
-            .await
-            .expect("a result");
-        assert!(results.insert(index, result).is_none());
-    }
-    proxy.cut();
-    while let Some((index, result)) = bounded("the rest of the batch", batch.next()).await {
-        assert!(
-            results.insert(index, result).is_none(),
-            "index {index} yielded twice"
-        );
-    }
-    drop(batch);
-    assert_eq!(results.len(), 300, "every job ended");
-    for (index, result) in &results {
-        assert!(
-            result.as_ref().is_ok_and(|spins| *spins > 0),
-            "job {index}: {result:?}"
-        );
-    }
-    let status = cluster.status().await.unwrap();
-    assert_eq!(status.jobs.succeeded, 300);
-    assert_eq!(status.jobs.failed, 0);
-    // The executors reconnected: closures after the cut ran over new connections.
-    let sum: i64 = bounded(
-        "a closure after the cut",
-        cluster.submit(&module("sum"), "sum", &"2 3".to_string()),
-    )
-    .await
-    .expect("runs");
-    assert_eq!(sum, 5);
-    cluster.shutdown().await;
+    fast_heartbeats()
+        .with_heartbeat_timeout(Duration::from_secs(5))
+        .with_lease_idle_timeout(Duration::from_millis(300))
 }
 
 /// Sends `hello` (or raw bytes) to the lane and returns the first frame it answers.
@@ -203,12 +117,8 @@ async fn a_closure_over_its_slot_memory_fails_and_the_slot_serves_on() {
         "connect",
         Cluster::connect_with(
             "local:1",
-            ClusterConfig {
-                // One slot of 64 MB: every closure below runs in it.
-                max_leases: 1,
-                task_mem_mb: 64.0,
-                ..config()
-            },
+            // One slot of 64 MB: every closure below runs in it.
+            config().with_max_leases(1).with_task_mem_mb(64.0),
         ),
     )
     .await
@@ -288,13 +198,7 @@ async fn one_task_per_closure_still_works() {
     init();
     let cluster = bounded(
         "connect",
-        Cluster::connect_with(
-            "local:1",
-            ClusterConfig {
-                dispatch: Dispatch::TaskPerClosure,
-                ..config()
-            },
-        ),
+        Cluster::connect_with("local:1", config().with_dispatch(Dispatch::TaskPerClosure)),
     )
     .await
     .expect("connects");

@@ -2,19 +2,16 @@
 //! real `brine-executor` processes, real HTTP. Every wait is bounded.
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
+mod common;
+
 use brine_tests::bounded;
+use common::{init, module};
 use std::collections::HashSet;
 
-use brine_scheduler::{Cluster, ErrorKind, Module, TaskError};
-
-fn module(name: &str) -> Module {
-    Module::from_bytes(brine_tests::example(name))
-}
+use brine_scheduler::{Cluster, ErrorKind, TaskError};
 
 async fn cluster() -> Cluster {
-    brine_tests::init_tracing();
-    // Fails with a clear message when the executor is not built.
-    brine_tests::executor_binary();
+    init();
     bounded("connect", Cluster::connect("local:2"))
         .await
         .expect("connects to local:2")
@@ -172,13 +169,11 @@ async fn the_executor_and_the_dataset_can_come_from_http_uris() {
         ("data/corpus-v1.txt", dataset),
     ])
     .await;
-    let config = brine_scheduler::ClusterConfig {
-        executor_uri: Some(format!("{base}/releases/exe-1.0")),
-        dataset_uri: Some(format!("{base}/data/corpus-v1.txt?rev=1")),
+    let config = brine_scheduler::ClusterConfig::default()
+        .with_executor_uri(format!("{base}/releases/exe-1.0"))
+        .with_dataset_uri(format!("{base}/data/corpus-v1.txt?rev=1"))
         // Never looked at: the URIs win.
-        executor_binary: Some(dir.path().join("not-here")),
-        ..Default::default()
-    };
+        .with_executor_binary(dir.path().join("not-here"));
     let cluster = bounded("connect", Cluster::connect_with("local:1", config))
         .await
         .expect("connects to local:1");
@@ -197,4 +192,80 @@ async fn the_executor_and_the_dataset_can_come_from_http_uris() {
     let asked = asked.lock().unwrap().clone();
     assert_eq!(asked, ["/releases/exe-1.0", "/data/corpus-v1.txt?rev=1"]);
     cluster.shutdown().await;
+}
+
+/// Dropping a `Cluster` without `shutdown()` stops it: a job still out resolves as
+/// cancelled, and the status endpoint, the closure lane and the local master stop
+/// accepting connections (their ports are released). The job asks for more CPUs than
+/// the agent has, so it waits for an offer: no executor starts, and the test adds no
+/// load to the others.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropping_the_cluster_stops_it_and_releases_its_ports() {
+    use std::net::SocketAddr;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    init();
+    let config = brine_scheduler::ClusterConfig::default()
+        .with_status_addr(SocketAddr::from(([127, 0, 0, 1], 0)))
+        .with_task_cpus(100_000.0)
+        // Named, so that connecting spawns no `id -un`: a fork while another test's
+        // agent writes `brine-executor` into a sandbox can make that executor's exec
+        // fail with ETXTBSY (exit 126). Nothing runs here, so any name will do.
+        .with_user("brine-test");
+    let cluster = bounded("connect", Cluster::connect_with("local:1", config))
+        .await
+        .expect("connects to local:1");
+    let status_addr = cluster
+        .status_addr()
+        .expect("the status endpoint was asked for");
+    let lane_addr = cluster.lane_addr();
+    let master_addr: SocketAddr = cluster
+        .master_url()
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .parse()
+        .expect("the local master listens on an IP address");
+
+    // Served while the cluster lives.
+    let answer = bounded("GET /status", async {
+        let mut stream = tokio::net::TcpStream::connect(status_addr).await.unwrap();
+        stream
+            .write_all(b"GET /status HTTP/1.0\r\nHost: brine\r\n\r\n")
+            .await
+            .unwrap();
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).await.unwrap();
+        answer
+    })
+    .await;
+    assert!(answer.starts_with("HTTP/1.0 200"), "{answer}");
+    assert!(answer.contains(cluster.framework_id()), "{answer}");
+
+    // A job still waiting when the cluster goes.
+    let handle = cluster.submit::<String, i64>(&module("sum"), "sum", &"1 2".to_owned());
+    let status = cluster.status().await.expect("the scheduler runs");
+    assert_eq!(status.jobs.pending, 1, "{status:?}");
+
+    drop(cluster);
+    let result = bounded("the handle resolves", handle).await;
+    assert_eq!(result, Err(TaskError::Cancelled));
+    for (what, addr) in [
+        ("the status endpoint refuses", status_addr),
+        ("the closure lane refuses", lane_addr),
+        ("the local master refuses", master_addr),
+    ] {
+        bounded(what, refuses_connections(addr)).await;
+    }
+}
+
+/// Returns once `addr` refuses a connection. A listener closes when its task next
+/// runs after being told to stop, so this polls (within the caller's bound).
+async fn refuses_connections(addr: std::net::SocketAddr) {
+    loop {
+        match tokio::net::TcpStream::connect(addr).await {
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => return,
+            Err(e) => panic!("connecting to {addr}: {e}"),
+            Ok(_) => tokio::time::sleep(std::time::Duration::from_millis(10)).await,
+        }
+    }
 }

@@ -176,10 +176,7 @@ async fn an_untrusted_certificate_is_refused() {
     let url = format!("https://localhost:{}", tls.addr.port());
 
     // Only the Mozilla roots: the test CA is unknown.
-    let config = ClusterConfig {
-        executor_binary: Some(executor.clone()),
-        ..ClusterConfig::default()
-    };
+    let config = ClusterConfig::default().with_executor_binary(executor.clone());
     let err = bounded("connect", Cluster::connect_with(&url, config))
         .await
         .expect_err("an unknown CA");

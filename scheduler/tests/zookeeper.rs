@@ -347,11 +347,7 @@ async fn detection_errors_are_clear() {
         .await
         .expect_err("bad url");
     assert!(matches!(err, DetectError::BadUrl { .. }), "{err:?}");
-    let config = ClusterConfig {
-        executor_binary: Some(brine_tests::executor_binary()),
-        ..ClusterConfig::default()
-    };
-    let mut config = config;
+    let mut config = ClusterConfig::default().with_executor_binary(brine_tests::executor_binary());
     config.client.request_timeout = Duration::from_millis(700);
     let err = Cluster::connect_with(&zk.url("/empty"), config)
         .await

@@ -48,6 +48,8 @@ pub(crate) fn build(config: &RuntimeConfig) -> Result<Engine, RuntimeError> {
         // without its `gc` feature), so no GC heaps to reserve.
         .gc_support(false)
         .wasm_gc(false)
+        // A module compiles on the thread that loads it (wasmtime is built without
+        // `parallel-compilation`; see the workspace Cargo.toml).
         .max_wasm_stack(config.max_wasm_stack_bytes)
         .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
     Engine::new(&wasm).map_err(|e| RuntimeError::Engine(format!("{e:#}")))

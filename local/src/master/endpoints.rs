@@ -131,7 +131,10 @@ impl State {
             "id": info.id,
             "pid": info.pid,
             "hostname": info.hostname,
-            "activated_slaves": agents.len(),
+            // As Mesos's `_slaves_active()`/`_slaves_inactive()`: a disconnected
+            // agent is deactivated until it re-registers.
+            "activated_slaves": self.agents.iter().filter(|a| a.connected).count(),
+            "deactivated_slaves": self.agents.iter().filter(|a| !a.connected).count(),
             "leader": info.pid,
             "slaves": agents,
             "frameworks": self.frameworks.values().map(|f| framework_json(f, true)).collect::<Vec<_>>(),

@@ -49,13 +49,11 @@ async fn main() -> anyhow::Result<()> {
     std::fs::write(&dataset, &text)
         .with_context(|| format!("cannot write the dataset {}", dataset.display()))?;
 
-    let mut config = ClusterConfig {
-        dataset: Some(dataset.clone()),
-        executor_binary: Some(setup::executor_binary()?),
+    let mut config = ClusterConfig::default()
+        .with_dataset(dataset.clone())
+        .with_executor_binary(setup::executor_binary()?)
         // Progress reaches the scheduler in heartbeats: frequent ones make the bar live.
-        heartbeat_timeout: Duration::from_secs(5),
-        ..ClusterConfig::default()
-    };
+        .with_heartbeat_timeout(Duration::from_secs(5));
     config.executor_config.heartbeat_interval = Duration::from_millis(100);
     println!("Starting a local cluster: one master and two agents (local:2) …");
     let cluster = Cluster::connect_with("local:2", config)

@@ -10,8 +10,8 @@ use http::StatusCode;
 use http_body_util::Full;
 use hyper::client::conn::http1::SendRequest;
 use tokio::sync::Mutex;
-use tokio_rustls::TlsConnector;
 
+use super::tls::TlsConnector;
 use super::{ClientConfig, ClientError, Endpoint, call_name, refusal};
 
 /// Sends calls on behalf of one subscription (its stream id goes on every call).
@@ -64,6 +64,7 @@ impl Caller {
         &self.inner.endpoint
     }
 
+    /// The `Mesos-Stream-Id` the master gave the subscription, sent on every call.
     pub fn stream_id(&self) -> &str {
         &self.inner.stream_id
     }

@@ -6,12 +6,17 @@
 //! `307` to the leader) and hands back a [`Caller`] for the second, which sends the
 //! `Mesos-Stream-Id` the master gave the subscription.
 //!
-//! Masters are `http://` or `https://` (rustls, see `tls.rs`); with a [`Credential`]
+//! Masters are `http://` or `https://` (rustls, see `tls.rs`; `https://` needs the
+//! `tls` feature, without it [`ClientError::TlsDisabled`]); with a [`Credential`]
 //! every request carries `Authorization: Basic …`, as Mesos's HTTP basic authenticatee
 //! does for a master run with `--authenticate_http_frameworks`.
 
 mod calls;
 mod stream;
+#[cfg(feature = "tls")]
+mod tls;
+#[cfg(not(feature = "tls"))]
+#[path = "no_tls.rs"]
 mod tls;
 
 use std::time::Duration;
@@ -24,7 +29,8 @@ use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
-use tokio_rustls::TlsConnector;
+
+use tls::TlsConnector;
 
 pub use calls::Caller;
 pub use stream::{Subscription, subscribe};
@@ -36,8 +42,10 @@ const STREAM_ID: &str = "Mesos-Stream-Id";
 /// Most error-body bytes kept in a [`ClientError::Status`].
 const MAX_ERROR_BODY: usize = 4096;
 
-/// How the client talks to a master.
+/// How the client talks to a master. Start from [`ClientConfig::default`] and change
+/// fields or use the `with_*` methods (the struct is `#[non_exhaustive]`).
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct ClientConfig {
     /// Bound on connecting and on the answer to one call.
     pub request_timeout: Duration,
@@ -51,8 +59,45 @@ pub struct ClientConfig {
     pub credential: Option<Credential>,
     /// PEM texts (each one or more `CERTIFICATE` blocks) trusted as roots for
     /// `https://` masters on top of the Mozilla set: a master with a self-signed
-    /// certificate, or one from a private CA.
+    /// certificate, or one from a private CA. Unused without the `tls` feature.
     pub extra_root_certificates: Vec<Vec<u8>>,
+}
+
+impl ClientConfig {
+    /// Sets [`ClientConfig::request_timeout`].
+    #[must_use]
+    pub fn with_request_timeout(mut self, timeout: Duration) -> Self {
+        self.request_timeout = timeout;
+        self
+    }
+
+    /// Sets [`ClientConfig::missed_heartbeats`].
+    #[must_use]
+    pub fn with_missed_heartbeats(mut self, missed: u32) -> Self {
+        self.missed_heartbeats = missed;
+        self
+    }
+
+    /// Sets [`ClientConfig::max_redirects`].
+    #[must_use]
+    pub fn with_max_redirects(mut self, redirects: u32) -> Self {
+        self.max_redirects = redirects;
+        self
+    }
+
+    /// Sets [`ClientConfig::credential`] to `Some(credential)`.
+    #[must_use]
+    pub fn with_credential(mut self, credential: Credential) -> Self {
+        self.credential = Some(credential);
+        self
+    }
+
+    /// Adds a PEM text to [`ClientConfig::extra_root_certificates`].
+    #[must_use]
+    pub fn with_extra_root_certificate(mut self, pem: impl Into<Vec<u8>>) -> Self {
+        self.extra_root_certificates.push(pem.into());
+        self
+    }
 }
 
 impl Default for ClientConfig {
@@ -70,7 +115,9 @@ impl Default for ClientConfig {
 /// A principal and its secret, as in Mesos's `Credential` (and its credentials files).
 #[derive(Clone, PartialEq, Eq)]
 pub struct Credential {
+    /// Who the framework authenticates as (also its `FrameworkInfo.principal`).
     pub principal: String,
+    /// The principal's secret; never logged nor shown in errors.
     pub secret: String,
 }
 
@@ -85,6 +132,14 @@ impl std::fmt::Debug for Credential {
 }
 
 impl Credential {
+    /// A credential for `principal` with `secret`.
+    pub fn new(principal: impl Into<String>, secret: impl Into<String>) -> Credential {
+        Credential {
+            principal: principal.into(),
+            secret: secret.into(),
+        }
+    }
+
     /// The `Authorization` header value: `Basic base64(principal:secret)`. Mesos's
     /// basic authenticator splits the decoded text on `:` and wants exactly two parts,
     /// so a principal or secret holding `:` can never authenticate.
@@ -96,57 +151,105 @@ impl Credential {
     }
 }
 
+/// Why talking to a master failed.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ClientError {
+    /// The master's URL cannot be used.
     #[error("invalid master address {address:?}: {reason}")]
-    Address { address: String, reason: String },
+    Address {
+        /// The URL as given (or as redirected to).
+        address: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// No TCP connection to the master.
     #[error("cannot connect to {authority}: {source}")]
     Connect {
+        /// `host:port` of the master.
         authority: String,
+        /// The connection's error.
         source: std::io::Error,
     },
+    /// The TLS handshake failed (an unknown issuer, a certificate for another name…).
     #[error("TLS handshake with {authority} failed: {source}")]
     Tls {
+        /// `host:port` of the master.
         authority: String,
+        /// The handshake's error, as rustls reports it.
         source: std::io::Error,
     },
+    /// An `https://` master (named, or redirected to) in a build without the `tls`
+    /// feature.
+    #[error(
+        "https://{authority} needs brine-scheduler's `tls` feature, which this build leaves \
+         out"
+    )]
+    TlsDisabled {
+        /// `host:port` of the master.
+        authority: String,
+    },
+    /// The TLS configuration could not be built.
     #[error("cannot set up TLS: {0}")]
     TlsSetup(String),
+    /// A PEM text of [`ClientConfig::extra_root_certificates`] holds no usable
+    /// certificate.
     #[error("extra root certificate #{index} is unusable: {reason}")]
-    RootCertificate { index: usize, reason: String },
+    RootCertificate {
+        /// Its index in `extra_root_certificates`.
+        index: usize,
+        /// Why it was refused.
+        reason: String,
+    },
+    /// The HTTP connection failed.
     #[error("HTTP error: {0}")]
     Http(#[from] hyper::Error),
+    /// A request could not be built.
     #[error("cannot build the request: {0}")]
     Request(#[from] http::Error),
     /// `401`: no credential was configured, or the master refused it. Names the
     /// principal, never the secret.
     #[error("{}", unauthorized_message(call, principal.as_deref(), challenge))]
     Unauthorized {
+        /// The call refused (`SUBSCRIBE`, `ACCEPT`…).
         call: &'static str,
+        /// The principal sent, if any.
         principal: Option<String>,
         /// The master's `WWW-Authenticate` header (e.g. `Basic realm="mesos-master-scheduler"`).
         challenge: String,
     },
+    /// Any other answer than the one expected (`200` to SUBSCRIBE, `202` to a call).
     #[error("{call} answered {status}: {body}")]
     Status {
+        /// The call answered.
         call: &'static str,
+        /// The answer's status.
         status: StatusCode,
+        /// The start of its body (Mesos's error text).
         body: String,
     },
+    /// A `307` without a `Location` this client can follow.
     #[error("SUBSCRIBE redirected without a usable Location header")]
     BadRedirect,
+    /// More than [`ClientConfig::max_redirects`] redirects.
     #[error("more than {0} redirects")]
     TooManyRedirects(u32),
+    /// SUBSCRIBE was answered without the stream id every call must carry.
     #[error("the SUBSCRIBE answer has no Mesos-Stream-Id header")]
     NoStreamId,
+    /// No answer within [`ClientConfig::request_timeout`].
     #[error("no answer from the master within {0:?}")]
     Timeout(Duration),
+    /// The event stream's RecordIO framing broke.
     #[error("the event stream lost its framing: {0}")]
     RecordIo(#[from] brine_proto::recordio::RecordIoError),
+    /// An event that is not a Mesos scheduler `Event`.
     #[error("undecodable event: {0}")]
     Decode(#[from] prost::DecodeError),
+    /// The master ended the event stream.
     #[error("the master closed the event stream")]
     StreamEnded,
+    /// The stream went quiet for this long, this many master heartbeats.
     #[error("no event from the master for {0:?} ({1} heartbeats missed)")]
     HeartbeatsMissed(Duration, u32),
 }
@@ -172,11 +275,14 @@ fn unauthorized_message(call: &str, principal: Option<&str>, challenge: &str) ->
 /// `http` or `https`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Scheme {
+    /// Plain HTTP.
     Http,
+    /// HTTP over TLS (the `tls` feature).
     Https,
 }
 
 impl Scheme {
+    /// `"http"` or `"https"`.
     pub fn as_str(self) -> &'static str {
         match self {
             Scheme::Http => "http",
@@ -195,6 +301,7 @@ impl Scheme {
 /// Where a master's scheduler API is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Endpoint {
+    /// `http` or `https`.
     pub scheme: Scheme,
     /// `host:port`, as sent in `Host`.
     pub authority: String,
@@ -328,7 +435,17 @@ fn ensure_tls(
     config: &ClientConfig,
 ) -> Result<(), ClientError> {
     if endpoint.scheme == Scheme::Https && tls.is_none() {
-        *tls = Some(tls::connector(config)?);
+        #[cfg(feature = "tls")]
+        {
+            *tls = Some(tls::connector(config)?);
+        }
+        #[cfg(not(feature = "tls"))]
+        {
+            let _ = config;
+            return Err(ClientError::TlsDisabled {
+                authority: endpoint.authority.clone(),
+            });
+        }
     }
     Ok(())
 }

@@ -16,7 +16,9 @@ use super::{Caller, ClientConfig, ClientError, Endpoint, STREAM_ID, ensure_tls, 
 /// `Err` (dead connection) the channel ends.
 #[derive(Debug)]
 pub struct Subscription {
+    /// Sends the subscription's other calls (with its stream id).
     pub caller: Caller,
+    /// The master's events, in order; an `Err` is the last item.
     pub events: mpsc::UnboundedReceiver<Result<Event, ClientError>>,
     reader: tokio::task::JoinHandle<()>,
 }

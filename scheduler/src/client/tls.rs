@@ -12,7 +12,7 @@ use rustls::RootCertStore;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, ServerName};
 use tokio::net::TcpStream;
-use tokio_rustls::TlsConnector;
+pub(super) use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
 
 use super::{ClientConfig, ClientError};

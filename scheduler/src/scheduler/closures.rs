@@ -9,10 +9,8 @@
 use std::time::Instant;
 
 use brine_proto::lane::{LEASE_LABEL, ToExecutor, ToScheduler};
-use brine_proto::mesos::v1::scheduler::call;
 use brine_proto::mesos::v1::{
-    Filters, Label, Labels, Offer, OfferId, Resource, TaskId, TaskInfo, TaskState, TaskStatus,
-    offer,
+    Label, Labels, Offer, OfferId, Resource, TaskId, TaskInfo, TaskState, TaskStatus,
 };
 use brine_proto::payload::{LeaseSpec, ModuleRef, Payload, TaskOutcome, TaskSpec};
 use bytes::Bytes;
@@ -70,17 +68,7 @@ impl Scheduler {
                 self.launch_leases(offer, room);
             }
         }
-        if !declined.is_empty() {
-            let refuse = self.config.refuse_seconds;
-            self.call(call::Type::Decline, |c| {
-                c.decline = Some(call::Decline {
-                    offer_ids: declined,
-                    filters: Some(Filters {
-                        refuse_seconds: Some(refuse),
-                    }),
-                })
-            });
-        }
+        self.decline(declined);
         if wanted == 0 {
             self.want_offers(false);
         }
@@ -133,19 +121,7 @@ impl Scheduler {
             });
         }
         tracing::debug!(agent = %agent, leases = task_infos.len(), "ACCEPT: leases");
-        self.call(call::Type::Accept, |c| {
-            c.accept = Some(call::Accept {
-                offer_ids: vec![offer.id],
-                operations: vec![offer::Operation {
-                    r#type: Some(offer::operation::Type::Launch as i32),
-                    launch: Some(offer::operation::Launch { task_infos }),
-                    ..Default::default()
-                }],
-                filters: Some(Filters {
-                    refuse_seconds: Some(0.0),
-                }),
-            })
-        });
+        self.launch(offer.id, task_infos);
     }
 
     /// A status update of a lease task; false if `status` is not about a lease.
@@ -343,6 +319,8 @@ impl Scheduler {
             old.writer.close();
             self.lane_lost(agent_id, executor_id, "the executor opened a new lane");
         }
+        // A new connection: the executor abandoned the old ones' closures.
+        self.jobs.unanswerable(executor_id);
         self.dispatch();
     }
 
@@ -371,6 +349,9 @@ impl Scheduler {
         let Some((job, attempt)) = self.jobs.take_closure(closure) else {
             // Cancelled, or re-dispatched after its lane was lost: already handled.
             tracing::trace!(closure, "answer for a closure no longer in flight");
+            if self.jobs.written_off.remove(&closure).is_some() {
+                self.jobs.ended.completed_twice += 1;
+            }
             return;
         };
         self.leases.closure_done(&attempt.task_id, now);
@@ -427,6 +408,9 @@ impl Scheduler {
         let now = Instant::now();
         for closure in closures {
             if let Some((job, attempt)) = self.jobs.take_closure(closure) {
+                self.jobs
+                    .written_off
+                    .insert(closure, attempt.executor.clone());
                 self.leases.closure_done(&attempt.task_id, now);
                 if blame {
                     self.infra_failure(job, agent, state, "REASON_EXECUTOR_TERMINATED", message);

@@ -137,6 +137,10 @@ pub(crate) struct Orphan {
 pub(crate) struct Ended {
     pub succeeded: u64,
     pub failed: u64,
+    /// Answers that came for closures already written off (their lane or executor
+    /// was presumed lost and the job sent elsewhere): work that ran to completion
+    /// twice.
+    pub completed_twice: u64,
 }
 
 #[derive(Default)]
@@ -148,6 +152,11 @@ pub(crate) struct Jobs {
     pub by_task: HashMap<String, JobId>,
     /// Jobs whose attempt is a closure in flight on a lane.
     pub by_closure: HashMap<u64, JobId>,
+    /// Closures written off as lost whose answer may still come on the connection
+    /// they were sent on (see [`Ended::completed_twice`]), with their executor. An
+    /// entry goes when the answer comes, when the executor opens a new lane (it
+    /// abandons the old connection's closures) or when it is gone.
+    pub written_off: HashMap<u64, String>,
     /// How many times each (module, entry, encoding, args) was submitted: the n-th
     /// identical submission is the same job in every life of the scheduler.
     occurrences: HashMap<[u8; 32], u32>,
@@ -206,6 +215,11 @@ impl Jobs {
         } else {
             0
         }
+    }
+
+    /// Forgets the written-off closures of `executor`: no answer can come for them.
+    pub(crate) fn unanswerable(&mut self, executor: &str) {
+        self.written_off.retain(|_, e| e != executor);
     }
 
     /// Takes the job whose current attempt is lane closure `closure` off the books.

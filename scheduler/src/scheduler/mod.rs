@@ -21,7 +21,9 @@ mod updates;
 use std::time::{Duration, Instant};
 
 use brine_proto::mesos::v1::scheduler::{Call, Event, call, event};
-use brine_proto::mesos::v1::{AgentId, ExecutorId, FrameworkInfo, TaskId};
+use brine_proto::mesos::v1::{
+    AgentId, ExecutorId, Filters, FrameworkInfo, OfferId, TaskId, TaskInfo, offer,
+};
 use brine_proto::payload::{ExecutorMessage, Payload};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot};
@@ -247,6 +249,41 @@ impl Scheduler {
         } else {
             self.suppress();
         }
+    }
+
+    /// ACCEPT `offer` with one LAUNCH of `tasks`. The filter is 0 s: what is left of
+    /// the offer may come back at the allocator's next tick.
+    fn launch(&self, offer: OfferId, tasks: Vec<TaskInfo>) {
+        self.call(call::Type::Accept, |c| {
+            c.accept = Some(call::Accept {
+                offer_ids: vec![offer],
+                operations: vec![offer::Operation {
+                    r#type: Some(offer::operation::Type::Launch as i32),
+                    launch: Some(offer::operation::Launch { task_infos: tasks }),
+                    ..Default::default()
+                }],
+                filters: Some(Filters {
+                    refuse_seconds: Some(0.0),
+                }),
+            })
+        });
+    }
+
+    /// DECLINE `offers` (if any), filtered for `refuse_seconds`: the allocator offers
+    /// them to others meanwhile.
+    fn decline(&self, offers: Vec<OfferId>) {
+        if offers.is_empty() {
+            return;
+        }
+        let refuse = self.config.refuse_seconds;
+        self.call(call::Type::Decline, |c| {
+            c.decline = Some(call::Decline {
+                offer_ids: offers,
+                filters: Some(Filters {
+                    refuse_seconds: Some(refuse),
+                }),
+            })
+        });
     }
 
     fn suppress(&mut self) {
@@ -529,6 +566,7 @@ impl Scheduler {
             executor.agent
         );
         self.closures_lost(closures, &executor.agent, "TASK_LOST", &message, true);
+        self.jobs.unanswerable(executor.id());
         self.record(Record::ExecutorGone {
             agent: executor.agent.clone(),
             id: executor.id().to_owned(),
@@ -607,7 +645,11 @@ impl Scheduler {
         tokio::spawn(async move {
             let mut backoff = Duration::from_millis(100);
             loop {
-                tokio::time::sleep(backoff).await;
+                tokio::select! {
+                    () = tokio::time::sleep(backoff) => {}
+                    // The scheduler is gone (its `Cluster` dropped): stop retrying.
+                    () = tx.closed() => return,
+                }
                 match connection::subscribe(&master, &framework, &client).await {
                     Ok(subscribed) => {
                         let _ = tx.send(Ok(subscribed));
@@ -689,6 +731,7 @@ impl Scheduler {
                 running,
                 succeeded: self.jobs.ended.succeeded,
                 failed: self.jobs.ended.failed,
+                completed_twice: self.jobs.ended.completed_twice,
             },
             executors,
             set_aside_agents: self.health.set_aside_agents(),

@@ -3,8 +3,7 @@
 
 use std::time::Instant;
 
-use brine_proto::mesos::v1::scheduler::call;
-use brine_proto::mesos::v1::{Filters, Offer, OfferId, Resource, TaskId, TaskInfo, offer};
+use brine_proto::mesos::v1::{Offer, OfferId, Resource, TaskId, TaskInfo};
 use brine_proto::payload::{ModuleRef, Payload, TaskSpec};
 use bytes::Bytes;
 
@@ -97,17 +96,7 @@ impl Scheduler {
                 self.accept(room);
             }
         }
-        if !declined.is_empty() {
-            let refuse = self.config.refuse_seconds;
-            self.call(call::Type::Decline, |c| {
-                c.decline = Some(call::Decline {
-                    offer_ids: declined,
-                    filters: Some(Filters {
-                        refuse_seconds: Some(refuse),
-                    }),
-                })
-            });
-        }
+        self.decline(declined);
         if !self.jobs.has_pending() {
             self.suppress();
         }
@@ -185,21 +174,7 @@ impl Scheduler {
             self.record(record);
         }
         tracing::debug!(agent = %agent, tasks = task_infos.len(), "ACCEPT");
-        let offer_id = room.offer.id;
-        self.call(call::Type::Accept, |c| {
-            c.accept = Some(call::Accept {
-                offer_ids: vec![offer_id],
-                operations: vec![offer::Operation {
-                    r#type: Some(offer::operation::Type::Launch as i32),
-                    launch: Some(offer::operation::Launch { task_infos }),
-                    ..Default::default()
-                }],
-                // What is left of the offer may come straight back for the next task.
-                filters: Some(Filters {
-                    refuse_seconds: Some(0.0),
-                }),
-            })
-        });
+        self.launch(room.offer.id, task_infos);
     }
 }
 

@@ -1,17 +1,51 @@
 //! What several scheduler tests share.
 #![allow(dead_code, clippy::expect_used, clippy::unwrap_used)]
 
-use brine_scheduler::{Cluster, Module};
+pub mod matrix;
+
+use std::time::Duration;
+
+use brine_proto::payload::ExecutorConfig;
+use brine_scheduler::{Cluster, ClusterConfig, Module};
 use brine_tests::bounded;
 use tokio::net::{TcpListener, TcpStream};
+
+/// Tracing, and a clear failure when `brine-executor` is not built.
+pub fn init() {
+    brine_tests::init_tracing();
+    brine_tests::executor_binary();
+}
+
+/// The example module `name` (built by `make examples`).
+pub fn module(name: &str) -> Module {
+    Module::from_bytes(brine_tests::example(name))
+}
+
+/// Executors beat every 50 ms, so that progress and liveness show quickly.
+pub fn fast_heartbeats() -> ClusterConfig {
+    ClusterConfig::default().with_executor_config(ExecutorConfig {
+        heartbeat_interval: Duration::from_millis(50),
+        ..ExecutorConfig::default()
+    })
+}
+
+/// Polls `check` every 20 ms until it holds (agent snapshots and the master's state
+/// have no change notification), within the bound.
+pub async fn until(what: &str, mut check: impl FnMut() -> bool) {
+    bounded(what, async {
+        while !check() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+}
 
 /// Runs the `sum` example over `numbers` on `cluster`, within the bound, and returns
 /// its total.
 pub async fn sum(cluster: &Cluster, numbers: &str) -> i64 {
-    let sum = Module::from_bytes(brine_tests::example("sum"));
     bounded(
         "sum",
-        cluster.submit::<String, i64>(&sum, "sum", &numbers.to_owned()),
+        cluster.submit::<String, i64>(&module("sum"), "sum", &numbers.to_owned()),
     )
     .await
     .expect("sum succeeds")

@@ -11,9 +11,6 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-mod common;
-use common::get_json;
-
 const BOUND: Duration = Duration::from_secs(120);
 
 /// `brine` with the executor it needs (failing clearly when it is not built).
@@ -386,4 +383,20 @@ fn a_killed_brine_run_resumes_as_the_same_framework() {
         "{master_state:#}"
     );
     assert!(terminate(&mut local).success());
+}
+
+/// `GET path` from `http://host:port` as JSON (plain HTTP/1.0: the answer ends with
+/// the connection).
+fn get_json(base: &str, path: &str) -> Value {
+    use std::io::Write;
+    let authority = base.trim_start_matches("http://").trim_end_matches('/');
+    let mut stream = std::net::TcpStream::connect(authority).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(60)))
+        .unwrap();
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: {authority}\r\n\r\n").unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let (_, body) = response.split_once("\r\n\r\n").expect("an HTTP response");
+    serde_json::from_str(body).unwrap()
 }

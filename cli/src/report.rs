@@ -40,6 +40,8 @@ pub fn error_json(error: &TaskError) -> Value {
         TaskError::Encode(_) => json!({"kind": "encode", "message": message}),
         TaskError::Decode(_) => json!({"kind": "decode", "message": message}),
         TaskError::Protocol(_) => json!({"kind": "protocol", "message": message}),
+        // A kind of error this `brine` does not know yet (TaskError is non-exhaustive).
+        _ => json!({"kind": "other", "message": message}),
     }
 }
 

@@ -6,7 +6,7 @@
 //!   schedulers know (heartbeats).
 //! - `brine bench`: runs `brine-bench`, as git and cargo run external subcommands.
 //!
-//! `scheduler/CLI.md` documents every flag. Exit codes: 0 success, 1 at least one task
+//! `cli/CLI.md` documents every flag. Exit codes: 0 success, 1 at least one task
 //! failed, 2 bad usage or nothing could run (no master, unreadable module…), 130
 //! interrupted (Ctrl-C, SIGTERM).
 

@@ -99,8 +99,9 @@ pub struct ClusterArgs {
     #[arg(long, value_parser = parse_duration)]
     pub heartbeat_timeout: Option<Duration>,
     /// Where this scheduler serves `GET /status` (for `brine status`; advertised as the
-    /// framework's webui_url). Default 127.0.0.1 on a free port: give a reachable
-    /// address when `brine status` runs on another machine.
+    /// framework's webui_url). Default 127.0.0.1 on a free port (the library serves
+    /// nothing unless asked; the command line always asks): give a reachable address
+    /// when `brine status` runs on another machine.
     #[arg(long)]
     pub status_addr: Option<std::net::SocketAddr>,
     /// How closures reach executors: `leases` (Mesos tasks that each reserve one
@@ -137,20 +138,18 @@ impl ClusterArgs {
     /// The library's configuration, with `default_state` as the state store when
     /// `--state` was not given.
     pub fn config(&self, default_state: Option<PathBuf>) -> anyhow::Result<ClusterConfig> {
-        let mut config = ClusterConfig {
-            state_file: self.state.clone().or(default_state),
-            dataset: self.dataset.clone(),
-            dataset_uri: self.dataset_uri.clone(),
-            executor_uri: self.executor_uri.clone(),
-            ..ClusterConfig::default()
-        };
+        let mut config = ClusterConfig::default().with_status_addr(
+            self.status_addr
+                .unwrap_or(std::net::SocketAddr::from(([127, 0, 0, 1], 0))),
+        );
+        config.state_file = self.state.clone().or(default_state);
+        config.dataset = self.dataset.clone();
+        config.dataset_uri = self.dataset_uri.clone();
+        config.executor_uri = self.executor_uri.clone();
         if let Some(dataset) = &config.dataset
             && !dataset.is_file()
         {
             bail!("--dataset {} is not a readable file", dataset.display());
-        }
-        if let Some(addr) = self.status_addr {
-            config.status_addr = Some(addr);
         }
         config.dispatch = match self.dispatch {
             DispatchArg::Leases => Dispatch::Leases,
@@ -197,7 +196,7 @@ impl ClusterArgs {
         }
         if let Some((principal, secret)) = self.credentials.read()? {
             config.client.credential =
-                Some(brine_scheduler::client::Credential { principal, secret });
+                Some(brine_scheduler::client::Credential::new(principal, secret));
         }
         Ok(config)
     }
@@ -221,6 +220,35 @@ mod tests {
         for bad in ["", "local:0", "local:x", "m:5050", "ftp://m"] {
             assert!(parse_master(bad).is_err(), "{bad}");
         }
+    }
+
+    /// The flags alone, as clap parses them.
+    fn cluster_args(flags: &[&str]) -> ClusterArgs {
+        #[derive(clap::Parser)]
+        struct Flags {
+            #[command(flatten)]
+            cluster: ClusterArgs,
+        }
+        let argv = std::iter::once("brine").chain(flags.iter().copied());
+        <Flags as clap::Parser>::parse_from(argv).cluster
+    }
+
+    /// The library serves no status endpoint unless asked; `brine run` always asks, so
+    /// that `brine status` can follow the framework's webui_url.
+    #[test]
+    fn the_status_endpoint_is_on_by_default() {
+        let config = cluster_args(&[]).config(None).unwrap();
+        assert_eq!(
+            config.status_addr,
+            Some(std::net::SocketAddr::from(([127, 0, 0, 1], 0)))
+        );
+        let config = cluster_args(&["--status-addr", "0.0.0.0:7070"])
+            .config(None)
+            .unwrap();
+        assert_eq!(
+            config.status_addr,
+            Some(std::net::SocketAddr::from(([0, 0, 0, 0], 7070)))
+        );
     }
 
     #[test]

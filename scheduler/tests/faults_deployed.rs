@@ -1,0 +1,263 @@
+//! The fault matrix's cases where the master and the agents are processes of their
+//! own (`brine-local master`, `brine-local agent`), as Mesos is deployed: an agent
+//! SIGKILLed and started again on its work dir, and the master SIGKILLed and started
+//! again. `faults.rs` says what every case checks.
+#![allow(clippy::expect_used, clippy::unwrap_used)]
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use brine_scheduler::Cluster;
+use brine_tests::bounded;
+use common::matrix::{ONE_AT_A_TIME, batch_with_fault, settle};
+use common::{fast_heartbeats, get_json, init};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+/// A master and agents, each a `brine-local` process.
+struct Deployed {
+    _dir: tempfile::TempDir,
+    master_port: u16,
+    master: Child,
+    agents: Vec<Agent>,
+}
+
+struct Agent {
+    port: u16,
+    work_dir: PathBuf,
+    process: Option<Child>,
+    id: String,
+}
+
+/// Starts `brine-local args…` and returns it with the first line it prints (its URL
+/// or agent id).
+async fn spawn(args: &[String]) -> (Child, String) {
+    let mut child = Command::new(brine_tests::local_binary())
+        .args(args)
+        .env(
+            "RUST_LOG",
+            std::env::var("BRINE_TEST_LOG").unwrap_or_else(|_| "warn".into()),
+        )
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = bounded("brine-local's first line", lines.next_line())
+        .await
+        .unwrap()
+        .expect("brine-local printed a line");
+    // Drained, so that the process never blocks on a full pipe.
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    (child, first)
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// SIGKILL, and reaped.
+async fn sigkill(child: &mut Child) {
+    child.start_kill().unwrap();
+    child.wait().await.unwrap();
+}
+
+impl Deployed {
+    async fn start(agents: usize) -> Deployed {
+        let dir = tempfile::tempdir().unwrap();
+        let master_port = free_port();
+        let master = Self::master(master_port).await;
+        let mut deployed = Deployed {
+            agents: (0..agents)
+                .map(|i| Agent {
+                    port: free_port(),
+                    work_dir: dir.path().join(format!("agent-{i}")),
+                    process: None,
+                    id: String::new(),
+                })
+                .collect(),
+            _dir: dir,
+            master_port,
+            master,
+        };
+        for i in 0..agents {
+            deployed.start_agent(i).await;
+        }
+        deployed
+    }
+
+    fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.master_port)
+    }
+
+    async fn master(port: u16) -> Child {
+        let args = ["master", "--port", &port.to_string()].map(String::from);
+        spawn(&args).await.0
+    }
+
+    /// Starts agent `i` (again: on the same work dir and port, so it recovers).
+    async fn start_agent(&mut self, i: usize) {
+        let url = self.url();
+        let agent = &mut self.agents[i];
+        let args = [
+            "agent",
+            "--master",
+            &url,
+            "--work-dir",
+            &agent.work_dir.display().to_string(),
+            "--port",
+            &agent.port.to_string(),
+            "--cpus",
+            "1",
+            "--mem",
+            "4096",
+        ]
+        .map(String::from);
+        let (process, id) = spawn(&args).await;
+        assert!(
+            agent.id.is_empty() || agent.id == id,
+            "agent {i} came back as {id}, not {}",
+            agent.id
+        );
+        agent.id = id;
+        agent.process = Some(process);
+    }
+
+    async fn kill_agent(&mut self, i: usize) {
+        sigkill(self.agents[i].process.as_mut().unwrap()).await;
+    }
+
+    /// SIGKILLs the master and starts another on the same port.
+    async fn restart_master(&mut self) {
+        sigkill(&mut self.master).await;
+        self.master = Self::master(self.master_port).await;
+    }
+
+    /// Waits until the master has every agent connected.
+    async fn agents_connected(&self) {
+        let url = self.url();
+        let n = self.agents.len();
+        common::until("every agent connected", || {
+            let state = get_json(&url, "/master/state");
+            state["activated_slaves"].as_u64() == Some(n as u64)
+        })
+        .await;
+    }
+}
+
+async fn connect(deployed: &Deployed) -> Cluster {
+    bounded(
+        "connect",
+        Cluster::connect_with(&deployed.url(), fast_heartbeats()),
+    )
+    .await
+    .expect("connects")
+}
+
+/// Every executor the scheduler started is still its own, none presumed lost.
+async fn executors_survived(cluster: &Cluster, before: &[String]) {
+    let status = cluster.status().await.unwrap();
+    for id in before {
+        assert!(
+            status
+                .executors
+                .iter()
+                .any(|e| &e.executor_id == id && !e.lost),
+            "{id} did not survive: {status:?}"
+        );
+    }
+}
+
+async fn executor_ids(cluster: &Cluster) -> Vec<String> {
+    let status = cluster.status().await.unwrap();
+    status
+        .executors
+        .iter()
+        .filter(|e| !e.lost)
+        .map(|e| e.executor_id.clone())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agent_sigkill_and_restart() {
+    let _turn = ONE_AT_A_TIME.lock().await;
+    init();
+    let mut deployed = Deployed::start(2).await;
+    deployed.agents_connected().await;
+    let cluster = connect(&deployed).await;
+    let mut before = Vec::new();
+    let mut down = Duration::ZERO;
+    let outcome = batch_with_fault(&cluster, || async {
+        before = executor_ids(&cluster).await;
+        let killed = Instant::now();
+        deployed.kill_agent(0).await;
+        deployed.start_agent(0).await;
+        down = killed.elapsed();
+    })
+    .await;
+    let row = settle(
+        &cluster,
+        "agent SIGKILL, started again on its work dir",
+        format!(
+            "the executors outlived it and kept serving over the lane; started again, the \
+             agent recovered its checkpoint and re-registered under the same id {:.2} s \
+             after the kill; its executors re-subscribed",
+            down.as_secs_f64()
+        ),
+        outcome,
+    )
+    .await;
+    assert_eq!(row.ran_again, 0, "{row:?}");
+    deployed.agents_connected().await;
+    executors_survived(&cluster, &before).await;
+    assert_eq!(common::sum(&cluster, "4 5").await, 9);
+    cluster.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn master_sigkill_and_restart() {
+    let _turn = ONE_AT_A_TIME.lock().await;
+    init();
+    let mut deployed = Deployed::start(2).await;
+    deployed.agents_connected().await;
+    let cluster = connect(&deployed).await;
+    let mut before = Vec::new();
+    let mut killed = Instant::now();
+    let outcome = batch_with_fault(&cluster, || async {
+        before = executor_ids(&cluster).await;
+        killed = Instant::now();
+        deployed.restart_master().await;
+    })
+    .await;
+    deployed.agents_connected().await;
+    bounded("the scheduler re-subscribed", async {
+        while !cluster.status().await.unwrap().connected {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    let back = killed.elapsed();
+    let row = settle(
+        &cluster,
+        "master SIGKILL, started again",
+        format!(
+            "closures kept flowing over the lane; the agents re-registered with their \
+             executors and tasks, the scheduler re-subscribed as the same framework and \
+             reconciled (all back within {:.2} s of the kill)",
+            back.as_secs_f64()
+        ),
+        outcome,
+    )
+    .await;
+    assert_eq!(row.ran_again, 0, "{row:?}");
+    executors_survived(&cluster, &before).await;
+    assert_eq!(common::sum(&cluster, "4 5").await, 9);
+    cluster.shutdown().await;
+}
