@@ -69,7 +69,9 @@ pub enum ClusterError {
     #[error("the dataset {0} is not a readable file")]
     DatasetNotFound(PathBuf),
     /// No user to run tasks as: set [`ClusterConfig::user`].
-    #[error("cannot tell the current user ($USER is unset and `id -un` failed)")]
+    #[error(
+        "cannot tell the current user ($USER is unset and the user database has no name for this uid)"
+    )]
     NoUser,
     /// The master answered SUBSCRIBE, but not with SUBSCRIBED.
     #[error("subscription refused: {0}")]
@@ -655,16 +657,16 @@ fn default_executor_binary() -> PathBuf {
     beside
 }
 
-/// The user tasks run as: `$USER`, else `id -un`.
+/// The user tasks run as: `$USER`, else the name of this process's user in the user
+/// database (`getpwuid_r`).
 fn current_user() -> Option<String> {
     if let Ok(user) = std::env::var("USER")
         && !user.trim().is_empty()
     {
         return Some(user.trim().to_owned());
     }
-    let out = std::process::Command::new("id").arg("-un").output().ok()?;
-    let user = String::from_utf8(out.stdout).ok()?.trim().to_owned();
-    (out.status.success() && !user.is_empty()).then_some(user)
+    let user = nix::unistd::User::from_uid(nix::unistd::Uid::current()).ok()??;
+    (!user.name.is_empty()).then_some(user.name)
 }
 
 #[cfg(test)]

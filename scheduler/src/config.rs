@@ -123,7 +123,8 @@ pub struct ClusterConfig {
     /// What every executor is told (in `ExecutorInfo.data`); `dataset` is filled in
     /// from [`ClusterConfig::dataset`].
     pub executor_config: ExecutorConfig,
-    /// `FrameworkInfo.user`; default `$USER`, else `id -un`.
+    /// `FrameworkInfo.user`; default `$USER`, else the user database's name for this
+    /// process's uid.
     pub user: Option<String>,
     /// `FrameworkInfo.name`.
     pub name: String,

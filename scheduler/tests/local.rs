@@ -207,11 +207,7 @@ async fn dropping_the_cluster_stops_it_and_releases_its_ports() {
     init();
     let config = brine_scheduler::ClusterConfig::default()
         .with_status_addr(SocketAddr::from(([127, 0, 0, 1], 0)))
-        .with_task_cpus(100_000.0)
-        // Named, so that connecting spawns no `id -un`: a fork while another test's
-        // agent writes `brine-executor` into a sandbox can make that executor's exec
-        // fail with ETXTBSY (exit 126). Nothing runs here, so any name will do.
-        .with_user("brine-test");
+        .with_task_cpus(100_000.0);
     let cluster = bounded("connect", Cluster::connect_with("local:1", config))
         .await
         .expect("connects to local:1");

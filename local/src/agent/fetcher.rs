@@ -73,14 +73,14 @@ pub async fn fetch(uri: &Uri, sandbox: &Path, cache_dir: &Path) -> Result<Fetche
         let cached = cache_dir.join(hex::encode(Sha256::digest(value.as_bytes())));
         if cached.is_file() {
             tracing::debug!(uri = value, cache = %cached.display(), "fetcher cache hit");
-            fs::copy(&cached, &destination).map_err(|e| err(value, e))?;
+            place(&cached, &destination, true).map_err(|e| err(value, e))?;
             Fetched::FromCache
         } else {
             fs::create_dir_all(cache_dir).map_err(|e| err(value, e))?;
             let partial = cached.with_extension(format!("partial-{}", uuid::Uuid::new_v4()));
             download(value, &partial).await?;
             fs::rename(&partial, &cached).map_err(|e| err(value, e))?;
-            fs::copy(&cached, &destination).map_err(|e| err(value, e))?;
+            place(&cached, &destination, true).map_err(|e| err(value, e))?;
             Fetched::Downloaded
         }
     } else {
@@ -156,7 +156,31 @@ fn copy_local(value: &str, from: &Path, to: &Path) -> Result<(), FetchError> {
     if !from.is_file() {
         return Err(err(value, format!("'{}' is not a file", from.display())));
     }
-    fs::copy(from, to).map(|_| ()).map_err(|e| err(value, e))
+    let executable = fs::metadata(from).is_ok_and(|m| m.permissions().mode() & 0o111 != 0);
+    place(from, to, executable).map_err(|e| err(value, e))
+}
+
+/// Puts a copy of `from` (a whole file, not being written) at `to`: a hard link where
+/// one can be made, else a copy.
+///
+/// A link writes nothing, and that matters for executables. A file this process has
+/// open for writing is held open, until they exec, by the children any other thread
+/// forks meanwhile (the descriptor is close-on-exec, not close-on-fork); executing the
+/// file then fails with ETXTBSY (exit status 126 from `sh -c 'exec ./brine-executor'`),
+/// which a copy made just before the launch hit now and then. `link` is false for a
+/// user's file that is not executable: it is copied, so that making the sandbox's file
+/// executable does not change the mode of the user's file.
+fn place(from: &Path, to: &Path, link: bool) -> io::Result<()> {
+    if link {
+        // Whatever was there (a fetch retried into the same sandbox) is replaced.
+        let _ = fs::remove_file(to);
+        match fs::hard_link(from, to) {
+            Ok(()) => return Ok(()),
+            // Another filesystem (EXDEV), or links not allowed: copy.
+            Err(e) => tracing::debug!(error = %e, from = %from.display(), "no hard link; copying"),
+        }
+    }
+    fs::copy(from, to).map(|_| ())
 }
 
 async fn http_get(value: &str, to: &Path) -> Result<(), FetchError> {
