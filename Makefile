@@ -65,10 +65,12 @@ test-mesos-protos:
 
 ## demo: the main job: the example tasks on a local two-agent cluster, through the
 ## scheduler library (scheduler/examples/demo/). The runtime alone, without a cluster:
-## `cargo run --release -p brine-executor --example runtime_demo`.
+## `cargo run --release -p brine-executor --example runtime_demo`. One cargo invocation
+## builds the executor and the demo, so both get one feature set and nothing is built
+## twice (two invocations resolved features differently and rebuilt much of the tree).
 demo: examples
-	$(CARGO) build --release -p brine-executor
-	$(CARGO) run --release -p brine-scheduler --example demo
+	$(CARGO) build --release -p brine-executor -p brine-scheduler --example demo
+	$(TARGET_DIR)/release/examples/demo
 
 ## bench: the benchmark harness (bench/README.md), run as `brine bench`: table on
 ## stdout and in bench/results/ with the raw numbers (JSON) and the latency plot (SVG,

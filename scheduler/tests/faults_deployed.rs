@@ -1,21 +1,25 @@
 //! The fault matrix's cases where the master and the agents are processes of their
 //! own (`brine-local master`, `brine-local agent`), as Mesos is deployed: an agent
-//! SIGKILLed and started again on its work dir, and the master SIGKILLed and started
-//! again. `faults.rs` says what every case checks.
+//! SIGKILLed and started again on its work dir, the master SIGKILLed and started
+//! again, and the scheduler (`brine run`, a process of its own) SIGKILLed and started
+//! again on its state file. `faults.rs` says what every case checks.
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
 mod common;
 
-use std::path::PathBuf;
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use brine_scheduler::Cluster;
 use brine_tests::bounded;
-use common::matrix::{ONE_AT_A_TIME, batch_with_fault, settle};
+use common::matrix::{
+    BEFORE_FAULT, JOBS, ONE_AT_A_TIME, Row, SPIN_MS, batch_with_fault, publish, settle,
+};
 use common::{fast_heartbeats, get_json, init};
 use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
+use tokio::process::{Child, ChildStdout, Command};
 
 /// A master and agents, each a `brine-local` process.
 struct Deployed {
@@ -260,4 +264,109 @@ async fn master_sigkill_and_restart() {
     executors_survived(&cluster, &before).await;
     assert_eq!(common::sum(&cluster, "4 5").await, 9);
     cluster.shutdown().await;
+}
+
+/// `brine run --map` over `JOBS` spins of `SPIN_MS`, with its state file: the
+/// scheduler as a process of its own. Its output lines, as they come.
+fn brine_run(
+    url: &str,
+    input: &Path,
+    state: &Path,
+) -> (Child, tokio::io::Lines<BufReader<ChildStdout>>) {
+    let module = brine_tests::examples_dir().join("example_failures.wasm");
+    let mut child = Command::new(brine_tests::cli_binary())
+        .arg("run")
+        .args(["--master", url])
+        .arg(&module)
+        .arg("spin")
+        .arg("--map")
+        .arg(input)
+        .arg("--state")
+        .arg(state)
+        .env(
+            "RUST_LOG",
+            std::env::var("BRINE_TEST_LOG").unwrap_or_else(|_| "warn".into()),
+        )
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    (child, lines)
+}
+
+/// The input line a `--map` output line answers, if it is a success.
+fn ok_line(line: &str) -> Option<u64> {
+    let value: serde_json::Value = serde_json::from_str(line).ok()?;
+    value.get("ok")?;
+    value["line"].as_u64()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scheduler_sigkill_and_restart() {
+    let _turn = ONE_AT_A_TIME.lock().await;
+    init();
+    let deployed = Deployed::start(2).await;
+    deployed.agents_connected().await;
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.jsonl");
+    std::fs::write(&input, format!("{SPIN_MS}\n").repeat(JOBS)).unwrap();
+    let state = dir.path().join("state");
+
+    let (mut first, mut lines) = brine_run(&deployed.url(), &input, &state);
+    let mut done_first = HashSet::new();
+    while done_first.len() < BEFORE_FAULT {
+        let line = bounded("the first life's results", lines.next_line())
+            .await
+            .unwrap()
+            .expect("a result line");
+        let n = ok_line(&line).unwrap_or_else(|| panic!("not a success: {line}"));
+        assert!(done_first.insert(n), "line {n} answered twice");
+    }
+    let killed = Instant::now();
+    sigkill(&mut first).await;
+    // Whatever it printed before dying counts as done in its life.
+    while let Ok(Some(line)) = lines.next_line().await {
+        if let Some(n) = ok_line(&line) {
+            done_first.insert(n);
+        }
+    }
+
+    let (mut second, mut lines) = brine_run(&deployed.url(), &input, &state);
+    let mut done_second = HashSet::new();
+    while let Some(line) = bounded("the second life's results", lines.next_line())
+        .await
+        .unwrap()
+    {
+        let n = ok_line(&line).unwrap_or_else(|| panic!("not a success: {line}"));
+        assert!(done_second.insert(n), "line {n} answered twice in one life");
+    }
+    let recovery = killed.elapsed();
+    let status = bounded("the second life to exit", second.wait())
+        .await
+        .unwrap();
+    assert!(status.success(), "brine run: {status}");
+    // The second life answers every line: those the first finished from the state
+    // file, the rest by running them.
+    assert_eq!(done_second.len(), JOBS, "every line answered");
+    assert!(done_first.is_subset(&done_second));
+    let ran_in_second = JOBS - done_first.len();
+    publish(&Row {
+        case: "scheduler (brine run) SIGKILL, started again on its state file".into(),
+        happened: format!(
+            "the second life re-subscribed as the same framework, answered the {} lines the \
+             first had finished from its state file, killed the first life's leases and \
+             ran the other {ran_in_second} (those in flight at the kill among them)",
+            done_first.len()
+        ),
+        recovery_ms: recovery.as_millis() as u64,
+        lost: JOBS - done_second.len(),
+        ran_again: ran_in_second,
+        completed_twice: 0,
+    });
+    // A run that completes tears its framework down and removes its state file.
+    assert!(
+        !state.exists(),
+        "the state file is removed after a completed run"
+    );
 }

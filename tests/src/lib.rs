@@ -67,13 +67,23 @@ pub fn executor_binary() -> PathBuf {
 /// The `brine-local` binary (master and agents as processes of their own):
 /// `$BRINE_LOCAL`, else next to the test binary (built by `cargo test --workspace`).
 pub fn local_binary() -> PathBuf {
-    let path = std::env::var_os("BRINE_LOCAL")
+    workspace_binary("brine-local", "BRINE_LOCAL", "brine-local")
+}
+
+/// The `brine` command line: `$BRINE_CLI`, else next to the test binary (built by
+/// `cargo test --workspace`).
+pub fn cli_binary() -> PathBuf {
+    workspace_binary("brine", "BRINE_CLI", "brine-cli")
+}
+
+fn workspace_binary(name: &str, var: &str, package: &str) -> PathBuf {
+    let path = std::env::var_os(var)
         .map(PathBuf::from)
-        .unwrap_or_else(|| profile_dir().join("brine-local"));
+        .unwrap_or_else(|| profile_dir().join(name));
     assert!(
         path.is_file(),
-        "brine-local not found at {}: build it (`cargo build -p brine-local`, or run \
-         `cargo test --workspace`) or set BRINE_LOCAL to its path",
+        "{name} not found at {}: build it (`cargo build -p {package}`, or run `cargo test \
+         --workspace`) or set {var} to its path",
         path.display()
     );
     path

@@ -14,10 +14,10 @@ use serde::{Deserialize, Serialize};
 use super::module;
 
 /// Closures per batch, and how long each spins.
-const JOBS: usize = 300;
-const SPIN_MS: u64 = 20;
+pub const JOBS: usize = 300;
+pub const SPIN_MS: u64 = 20;
 /// Results in before the fault strikes.
-const BEFORE_FAULT: usize = JOBS / 5;
+pub const BEFORE_FAULT: usize = JOBS / 5;
 
 /// One row of the matrix.
 #[derive(Debug, Serialize, Deserialize)]
@@ -133,7 +133,7 @@ fn matrix_dir() -> PathBuf {
 }
 
 /// Writes `row` and renders the table from every row written so far.
-fn publish(row: &Row) {
+pub fn publish(row: &Row) {
     let dir = matrix_dir();
     std::fs::create_dir_all(&dir).unwrap();
     let json = serde_json::to_vec_pretty(row).unwrap();
