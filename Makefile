@@ -42,13 +42,16 @@ test: examples zookeeper
 	@if [ "$$(id -u)" -eq 0 ]; then $(MAKE) --no-print-directory test-cgroups; \
 	else echo "not root: the cgroup tests were left out (ignored); as root: make test-cgroups"; fi
 
-## test-cgroups: the tests that need root and the cgroup cpu and memory controllers,
-## #[ignore]d in a plain `cargo test`; `make test` runs them when run as root
+## test-cgroups: the tests that need root (the cgroup cpu and memory controllers, a
+## tmpfs mount for the fault matrix's disk-full case), #[ignore]d in a plain `cargo
+## test`; `make test` runs them when run as root
 .PHONY: test-cgroups
 test-cgroups: examples
 	$(CARGO) build -p brine-executor
 	$(CARGO) test -p brine-local --test cgroups -- --ignored
 	$(CARGO) test -p brine-tests --test executor_agent -- --ignored cgroup
+	$(CARGO) build -p brine-local
+	$(CARGO) test -p brine-scheduler --test faults_deployed -- --ignored disk_full
 
 ## test-mesos: the tests that need a real Apache Mesos master (MASTER=http://host:5050
 ## or zk://host:2181/mesos), ignored by `make test` because there is none here
@@ -98,13 +101,14 @@ bench-font:
 		|| echo "fonts-dejavu-core not installed: the plot is drawn without text"; \
 	fi
 
-## fault-matrix: the fault matrix (scheduler/tests/faults.rs, also run by `make test`),
-## one case after another, and its table copied into docs/FAULTS.md
+## fault-matrix: the fault matrix (scheduler/tests/faults.rs and faults_deployed.rs,
+## also run by `make test`), one case after another, and its table copied into
+## docs/FAULTS.md; as root (the disk-full case mounts a tmpfs)
 .PHONY: fault-matrix
 fault-matrix: examples
-	$(CARGO) build -p brine-executor
+	$(CARGO) build -p brine-executor -p brine-local -p brine-cli
 	rm -rf $(TARGET_DIR)/tmp/fault-matrix
-	$(CARGO) test -p brine-scheduler --test faults -- --test-threads=1
+	$(CARGO) test -p brine-scheduler --test faults --test faults_deployed -- --test-threads=1 --include-ignored
 	python3 -c 'import re,sys; d=open("docs/FAULTS.md").read(); t=open(sys.argv[1]).read(); \
 		open("docs/FAULTS.md","w").write(re.sub(r"(?s)<!-- matrix -->.*<!-- /matrix -->", lambda _: "<!-- matrix -->\n"+t+"<!-- /matrix -->", d))' \
 		$(TARGET_DIR)/tmp/fault-matrix/FAULTS.md

@@ -75,10 +75,19 @@ async fn sigkill(child: &mut Child) {
 
 impl Deployed {
     async fn start(agents: usize) -> Deployed {
+        let mut deployed = Self::master_only(agents).await;
+        for i in 0..agents {
+            deployed.start_agent(i).await;
+        }
+        deployed
+    }
+
+    /// The master, and `agents` agents to start with [`Deployed::start_agent`].
+    async fn master_only(agents: usize) -> Deployed {
         let dir = tempfile::tempdir().unwrap();
         let master_port = free_port();
         let master = Self::master(master_port).await;
-        let mut deployed = Deployed {
+        Deployed {
             agents: (0..agents)
                 .map(|i| Agent {
                     port: free_port(),
@@ -90,11 +99,7 @@ impl Deployed {
             _dir: dir,
             master_port,
             master,
-        };
-        for i in 0..agents {
-            deployed.start_agent(i).await;
         }
-        deployed
     }
 
     fn url(&self) -> String {
@@ -369,4 +374,89 @@ async fn scheduler_sigkill_and_restart() {
         !state.exists(),
         "the state file is removed after a completed run"
     );
+}
+
+/// A tmpfs of `mb` MB mounted on `at` for as long as it lives (root only).
+struct Tmpfs(PathBuf);
+
+impl Tmpfs {
+    fn mount(at: &Path, mb: u64) -> Tmpfs {
+        std::fs::create_dir_all(at).unwrap();
+        let status = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={mb}m"), "tmpfs"])
+            .arg(at)
+            .status()
+            .unwrap();
+        assert!(
+            status.success(),
+            "mount tmpfs on {}: {status}",
+            at.display()
+        );
+        Tmpfs(at.to_owned())
+    }
+
+    /// Writes zeros into `name` until the filesystem is full.
+    fn fill(&self, name: &str) {
+        use std::io::Write;
+        let mut file = std::fs::File::create(self.0.join(name)).unwrap();
+        let chunk = vec![0u8; 1 << 20];
+        while file.write_all(&chunk).is_ok() {}
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        // Lazily: an executor may still hold files there.
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.0)
+            .status();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs root (mounts a tmpfs as an agent's work dir): `make test` runs it as root \
+            (make test-cgroups)"]
+async fn disk_full_while_the_agent_writes_a_sandbox() {
+    let _turn = ONE_AT_A_TIME.lock().await;
+    init();
+    // Agent 0 works on a tmpfs with room for one copy of the (debug) executor and a
+    // little more; agent 1 on the ordinary disk.
+    let executor_mb = std::fs::metadata(brine_tests::executor_binary())
+        .unwrap()
+        .len()
+        .div_ceil(1 << 20);
+    let mut deployed = Deployed::master_only(2).await;
+    let disk = Tmpfs::mount(&deployed.agents[0].work_dir, executor_mb + 64);
+    deployed.start_agent(0).await;
+    deployed.start_agent(1).await;
+    deployed.agents_connected().await;
+    let cluster = connect(&deployed).await;
+    let agent_url = format!("http://127.0.0.1:{}", deployed.agents[0].port);
+    let outcome = batch_with_fault(&cluster, || async {
+        // The disk fills up, then agent 0's executor dies: the agent must write a new
+        // sandbox (and a copy of the executor) to launch the next one.
+        disk.fill("filler");
+        let state = get_json(&agent_url, "/state");
+        let pid = state["frameworks"][0]["executors"][0]["pid"]
+            .as_u64()
+            .unwrap_or_else(|| panic!("agent 0 runs no executor: {state}"));
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid as i32),
+            nix::sys::signal::Signal::SIGKILL,
+        )
+        .unwrap();
+    })
+    .await;
+    settle(
+        &cluster,
+        "disk full on an agent while it writes a sandbox",
+        "agent 0's disk filled up and its executor died; launching a new one failed at \
+         creating its sandbox (No space left on device; its checkpoint writes failed too, \
+         logged), so those leases failed and the closures ran on agent 1"
+            .into(),
+        outcome,
+    )
+    .await;
+    cluster.shutdown().await;
 }
