@@ -9,6 +9,7 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
+use brine_tests::get_json;
 use serde_json::Value;
 
 const BOUND: Duration = Duration::from_secs(120);
@@ -383,20 +384,4 @@ fn a_killed_brine_run_resumes_as_the_same_framework() {
         "{master_state:#}"
     );
     assert!(terminate(&mut local).success());
-}
-
-/// `GET path` from `http://host:port` as JSON (plain HTTP/1.0: the answer ends with
-/// the connection).
-fn get_json(base: &str, path: &str) -> Value {
-    use std::io::Write;
-    let authority = base.trim_start_matches("http://").trim_end_matches('/');
-    let mut stream = std::net::TcpStream::connect(authority).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(60)))
-        .unwrap();
-    write!(stream, "GET {path} HTTP/1.0\r\nHost: {authority}\r\n\r\n").unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    let (_, body) = response.split_once("\r\n\r\n").expect("an HTTP response");
-    serde_json::from_str(body).unwrap()
 }

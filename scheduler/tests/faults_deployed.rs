@@ -14,10 +14,11 @@ use std::time::{Duration, Instant};
 
 use brine_scheduler::Cluster;
 use brine_tests::bounded;
+use brine_tests::get_json;
 use common::matrix::{
     BEFORE_FAULT, JOBS, ONE_AT_A_TIME, Row, SPIN_MS, batch_with_fault, publish, settle,
 };
-use common::{fast_heartbeats, get_json, init};
+use common::{fast_heartbeats, init};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, ChildStdout, Command};
 
@@ -36,17 +37,25 @@ struct Agent {
     id: String,
 }
 
-/// Starts `brine-local args…` and returns it with the first line it prints (its URL
-/// or agent id).
-async fn spawn(args: &[String]) -> (Child, String) {
-    let mut child = Command::new(brine_tests::local_binary())
-        .args(args)
+/// `binary`, logging at `$BRINE_TEST_LOG` (default `warn`) to this test's stderr,
+/// its stdout for the test to read, killed with the test.
+fn command(binary: PathBuf) -> Command {
+    let mut command = Command::new(binary);
+    command
         .env(
             "RUST_LOG",
             std::env::var("BRINE_TEST_LOG").unwrap_or_else(|_| "warn".into()),
         )
         .stdout(Stdio::piped())
-        .kill_on_drop(true)
+        .kill_on_drop(true);
+    command
+}
+
+/// Starts `brine-local args…` and returns it with the first line it prints (its URL
+/// or agent id).
+async fn spawn(args: &[String]) -> (Child, String) {
+    let mut child = command(brine_tests::local_binary())
+        .args(args)
         .spawn()
         .unwrap();
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
@@ -279,7 +288,7 @@ fn brine_run(
     state: &Path,
 ) -> (Child, tokio::io::Lines<BufReader<ChildStdout>>) {
     let module = brine_tests::examples_dir().join("example_failures.wasm");
-    let mut child = Command::new(brine_tests::cli_binary())
+    let mut child = command(brine_tests::cli_binary())
         .arg("run")
         .args(["--master", url])
         .arg(&module)
@@ -288,12 +297,6 @@ fn brine_run(
         .arg(input)
         .arg("--state")
         .arg(state)
-        .env(
-            "RUST_LOG",
-            std::env::var("BRINE_TEST_LOG").unwrap_or_else(|_| "warn".into()),
-        )
-        .stdout(Stdio::piped())
-        .kill_on_drop(true)
         .spawn()
         .unwrap();
     let lines = BufReader::new(child.stdout.take().unwrap()).lines();

@@ -12,7 +12,8 @@ use brine_proto::lane::{FrameDecoder, ToExecutor, ToScheduler, encode_frame};
 use brine_proto::payload::{ErrorKind, Secret};
 use brine_scheduler::{Cluster, ClusterConfig, Dispatch, TaskError};
 use brine_tests::bounded;
-use common::{fast_heartbeats, get_json, init, module, until};
+use brine_tests::get_json;
+use common::{fast_heartbeats, init, module, until};
 use futures::StreamExt;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 

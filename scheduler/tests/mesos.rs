@@ -69,7 +69,7 @@ async fn closures_run_on_a_real_mesos_master() {
     // Leases, not a task per closure: the 200 closures (and the three before) ran in
     // a handful of Mesos tasks, every one a lease, on one executor per agent.
     let url = cluster.master_url().to_owned();
-    let state = common::get_json(&url, "/master/state");
+    let state = brine_tests::get_json(&url, "/master/state");
     let ours = state["frameworks"]
         .as_array()
         .unwrap()
@@ -110,7 +110,7 @@ async fn closures_run_on_a_real_mesos_master() {
     let id = cluster.framework_id().to_owned();
     cluster.shutdown().await;
     // TEARDOWN leaves no framework behind.
-    let state = common::get_json(&url, "/master/state");
+    let state = brine_tests::get_json(&url, "/master/state");
     assert!(
         state["frameworks"]
             .as_array()

@@ -89,6 +89,21 @@ fn workspace_binary(name: &str, var: &str, package: &str) -> PathBuf {
     path
 }
 
+/// `GET path` from `http://host:port` as JSON (plain HTTP/1.0: the answer ends with
+/// the connection), for the endpoints Mesos users read (`/master/state`, `/state`,
+/// `/status`).
+pub fn get_json(base: &str, path: &str) -> serde_json::Value {
+    use std::io::{Read, Write};
+    let authority = base.trim_start_matches("http://").trim_end_matches('/');
+    let mut stream = std::net::TcpStream::connect(authority).unwrap();
+    stream.set_read_timeout(Some(WAIT * 2)).unwrap();
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: {authority}\r\n\r\n").unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let (_, body) = response.split_once("\r\n\r\n").expect("an HTTP response");
+    serde_json::from_str(body).unwrap()
+}
+
 /// Where the example `.wasm` modules are: `$BRINE_EXAMPLES_DIR`, else
 /// `<target dir>/wasm32-wasip1/release` (built by `make examples`).
 pub fn examples_dir() -> PathBuf {

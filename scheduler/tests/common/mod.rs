@@ -95,19 +95,3 @@ impl Proxy {
         self.generation.send_modify(|g| *g += 1);
     }
 }
-
-/// `GET path` from `http://host:port` as JSON (plain HTTP/1.0: the answer ends with
-/// the connection).
-pub fn get_json(base: &str, path: &str) -> serde_json::Value {
-    use std::io::{Read, Write};
-    let authority = base.trim_start_matches("http://").trim_end_matches('/');
-    let mut stream = std::net::TcpStream::connect(authority).unwrap();
-    stream
-        .set_read_timeout(Some(std::time::Duration::from_secs(60)))
-        .unwrap();
-    write!(stream, "GET {path} HTTP/1.0\r\nHost: {authority}\r\n\r\n").unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    let (_, body) = response.split_once("\r\n\r\n").expect("an HTTP response");
-    serde_json::from_str(body).unwrap()
-}
