@@ -36,7 +36,28 @@ pub struct EndToEnd {
     pub batches: Vec<Batch>,
     /// The long `map` (only where the plan asks for it).
     pub memory: Option<MapMemory>,
+    /// Many callers and many frameworks at once (with the long `map`).
+    pub load: Option<Load>,
 }
+
+/// Callers submitting side by side on one cluster, and frameworks side by side on one
+/// master.
+pub struct Load {
+    /// [`CALLERS`] callers, each `submit`ting [`CALLER_CLOSURES`] closures one after
+    /// another (every caller a future of one task: the scheduler sees them all at once).
+    pub callers: Batch,
+    pub callers_latency: Series,
+    /// [`FRAMEWORKS`] frameworks on one `local:2` master, each a batch of
+    /// [`FRAMEWORK_CLOSURES`]: the whole, and when the first and the last finished.
+    pub frameworks: Batch,
+    pub first_framework_seconds: f64,
+    pub last_framework_seconds: f64,
+}
+
+pub const CALLERS: usize = 1_000;
+pub const CALLER_CLOSURES: usize = 10;
+pub const FRAMEWORKS: usize = 10;
+pub const FRAMEWORK_CLOSURES: usize = 1_000;
 
 /// Peak memory around one long `map`.
 #[derive(Debug, Clone, Serialize)]
@@ -97,6 +118,7 @@ async fn run(
         ),
         batches: Vec::new(),
         memory: None,
+        load: None,
     };
     // Warm-up: executors started, the module compiled and known to be held.
     for _ in 0..plan.e2e_warmup {
@@ -157,8 +179,111 @@ async fn run(
             scheduler_peak_kib: brine_tests::proc_status_kib(std::process::id(), "VmHWM"),
             executor_peak_kib,
         });
+        let (callers, callers_latency) = callers(cluster, &module, master).await?;
+        ctx.progress.inc(1);
+        let (frameworks, first, last) = frameworks(ctx, plan).await?;
+        ctx.progress.inc(1);
+        e2e.load = Some(Load {
+            callers,
+            callers_latency,
+            frameworks,
+            first_framework_seconds: first,
+            last_framework_seconds: last,
+        });
     }
     Ok(e2e)
+}
+
+/// [`CALLERS`] callers at once, each submitting [`CALLER_CLOSURES`] closures in turn.
+async fn callers(
+    cluster: &Cluster,
+    module: &Module,
+    master: &str,
+) -> anyhow::Result<(Batch, Series)> {
+    let mut latency = Series::new(
+        &format!("e2e.{master}.callers"),
+        &format!("end to end on {master}: {CALLERS} callers at once"),
+        "`submit` called → typed result returned, each caller's closures in turn",
+    );
+    latency.start_round();
+    let start = Instant::now();
+    let callers = (0..CALLERS).map(|caller| async move {
+        let mut took = Vec::with_capacity(CALLER_CLOSURES);
+        for i in 0..CALLER_CLOSURES {
+            let args = format!("{caller} {i} 1");
+            let begun = monotonic_ns();
+            let total = cluster
+                .submit::<String, i64>(module, "sum", &args)
+                .await
+                .with_context(|| format!("caller {caller}, closure {i}"))?;
+            took.push(monotonic_ns().saturating_sub(begun));
+            if total != (caller + i + 1) as i64 {
+                bail!("caller {caller}, closure {i}: sum returned {total}");
+            }
+        }
+        anyhow::Ok(took)
+    });
+    for took in futures::future::join_all(callers).await {
+        for ns in took? {
+            latency.record(ns);
+        }
+    }
+    let seconds = start.elapsed().as_secs_f64();
+    let closures = CALLERS * CALLER_CLOSURES;
+    let batch = Batch {
+        closures,
+        in_flight: CALLERS,
+        seconds,
+        per_second: closures as f64 / seconds,
+    };
+    Ok((batch, latency))
+}
+
+/// [`FRAMEWORKS`] frameworks on one `local:2` master at once, each running a batch of
+/// [`FRAMEWORK_CLOSURES`]; returns the whole, and when the first and the last
+/// framework finished (seconds from the start).
+async fn frameworks(ctx: &Context, plan: &Plan) -> anyhow::Result<(Batch, f64, f64)> {
+    let dir = tempfile::tempdir()?;
+    let local =
+        brine_local::LocalCluster::start(brine_local::LocalClusterConfig::new(2, dir.path()))
+            .await
+            .context("cannot start a local:2 cluster")?;
+    let url = local.master_url();
+    let module = Module::from_bytes(ctx.artifacts.example("sum")?);
+    let mut clusters = Vec::with_capacity(FRAMEWORKS);
+    for n in 0..FRAMEWORKS {
+        let config = ClusterConfig::default()
+            .with_max_in_flight(plan.e2e_in_flight)
+            .with_lease_idle_timeout(LEASE_IDLE)
+            .with_name(format!("brine-bench-{n}"));
+        clusters.push(
+            Cluster::connect_with(&url, config)
+                .await
+                .with_context(|| format!("framework {n} cannot subscribe to {url}"))?,
+        );
+    }
+    let start = Instant::now();
+    let runs = clusters.iter().map(|cluster| async {
+        batch(cluster, &module, FRAMEWORK_CLOSURES).await?;
+        anyhow::Ok(start.elapsed().as_secs_f64())
+    });
+    let ends = futures::future::join_all(runs).await;
+    let seconds = start.elapsed().as_secs_f64();
+    for cluster in clusters {
+        cluster.shutdown().await;
+    }
+    local.shutdown().await;
+    let ends: Vec<f64> = ends.into_iter().collect::<anyhow::Result<_>>()?;
+    let first = ends.iter().copied().fold(f64::INFINITY, f64::min);
+    let last = ends.iter().copied().fold(0.0, f64::max);
+    let closures = FRAMEWORKS * FRAMEWORK_CLOSURES;
+    let batch = Batch {
+        closures,
+        in_flight: FRAMEWORKS * plan.e2e_in_flight,
+        seconds,
+        per_second: closures as f64 / seconds,
+    };
+    Ok((batch, first, last))
 }
 
 /// Waits until the framework holds no lease (they go back after [`LEASE_IDLE`]).

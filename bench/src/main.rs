@@ -9,13 +9,15 @@
 //! 4. `native`: a process per task (fork + exec of a native `sum`).
 //! 5. `e2e`: `Cluster::submit` → result on `local:1` and `local:2` (or `--master`),
 //!    one at a time and as bounded batches.
-//! 6. `dataset`: executor memory with N concurrent `wordcount` tasks over one dataset,
+//! 6. `dataset`: the memory charged to the cgroup and the `wordcount` throughput of N
+//!    concurrent tasks over one dataset, read through a mapping or with `pread`,
 //!    against N processes each holding their own copy.
 //!
 //! Output: a Markdown table on stdout and in `<out>/latest.md`, every sample in
 //! `<out>/latest.json`, the latency plot as `<out>/latest.svg` and `.png`. See
 //! `bench/README.md`.
 
+mod charge;
 mod dataset;
 mod e2e;
 mod floor;
@@ -101,6 +103,8 @@ pub struct Plan {
     pub task_batch: usize,
     pub dataset_bytes: u64,
     pub dataset_tasks: usize,
+    /// Rounds of part 6 (each side with 1 task, then `dataset_tasks`).
+    pub dataset_rounds: usize,
 }
 
 impl Plan {
@@ -126,6 +130,7 @@ impl Plan {
             task_batch: 20,
             dataset_bytes: 64 << 20,
             dataset_tasks: 8,
+            dataset_rounds: 2,
         }
     }
 
@@ -151,6 +156,7 @@ impl Plan {
             task_batch: 200,
             dataset_bytes: 1 << 30,
             dataset_tasks: 8,
+            dataset_rounds: 3,
         }
     }
 
@@ -171,9 +177,12 @@ impl Plan {
                             + self.batch_rounds
                             + self.first_closure_iters
                             + 1)
-                        + usize::from(self.memory_closures > 0)
+                        // The long `map`, the callers and the frameworks.
+                        + 3 * usize::from(self.memory_closures > 0)
                 }
-                Part::Dataset => 2 * self.dataset_tasks,
+                // Two executors' first read and the processes' (5), then per round
+                // three sides with 1 and with N tasks.
+                Part::Dataset => 5 + self.dataset_rounds * 3 * (1 + self.dataset_tasks),
             })
             .sum();
         steps as u64
@@ -276,6 +285,30 @@ fn main() -> anyhow::Result<()> {
                     series.push(e.first_closure);
                     if e.memory.is_some() {
                         report.memory = e.memory;
+                    }
+                    if let Some(load) = e.load {
+                        series.push(load.callers_latency);
+                        report.throughput.push(Throughput {
+                            master: format!(
+                                "{master}, {} callers at once ({} closures each, in turn)",
+                                e2e::CALLERS,
+                                e2e::CALLER_CLOSURES
+                            ),
+                            median_per_second: load.callers.per_second,
+                            batches: vec![load.callers],
+                        });
+                        report.throughput.push(Throughput {
+                            master: format!(
+                                "one local:2 master, {} frameworks at once ({} closures each; \
+                                 first done after {:.1} s, last after {:.1} s)",
+                                e2e::FRAMEWORKS,
+                                e2e::FRAMEWORK_CLOSURES,
+                                load.first_framework_seconds,
+                                load.last_framework_seconds
+                            ),
+                            median_per_second: load.frameworks.per_second,
+                            batches: vec![load.frameworks],
+                        });
                     }
                     let tasks = tokio.block_on(e2e::task_per_closure(
                         &plan,

@@ -52,7 +52,13 @@ pub struct Timed {
 }
 
 impl BenchAgent {
+    /// An agent with cgroups off.
     pub async fn start() -> anyhow::Result<Self> {
+        Self::start_with(|_| {}).await
+    }
+
+    /// An agent with cgroups off, then `configure`d.
+    pub async fn start_with(configure: impl FnOnce(&mut AgentConfig)) -> anyhow::Result<Self> {
         let dir = tempfile::Builder::new().prefix("brine-bench-").tempdir()?;
         let mut config = AgentConfig::new(dir.path().join("agent"));
         config.resources = AgentResources {
@@ -62,6 +68,7 @@ impl BenchAgent {
         };
         config.cgroups = CgroupsMode::Off;
         config.executor_shutdown_grace_period = Duration::from_secs(5);
+        configure(&mut config);
         let mut agent = Agent::start(config).await?;
         let events = agent
             .take_events()
@@ -206,15 +213,6 @@ impl BenchAgent {
                 _ => {}
             }
         }
-    }
-
-    /// The pid of a running executor.
-    pub fn executor_pid(&self, id: &str) -> Option<u32> {
-        self.agent
-            .executors()
-            .into_iter()
-            .find(|e| e.executor_id.value == id)
-            .and_then(|e| e.pid)
     }
 
     pub async fn shutdown(self) {

@@ -65,7 +65,7 @@ pub use self::config::{
     DEFAULT_MAX_WASM_STACK_BYTES, DEFAULT_STDERR_TAIL_BYTES, RuntimeConfig,
 };
 pub use self::control::{KillSwitch, Progress, monotonic_ns};
-pub use self::dataset::Dataset;
+pub use self::dataset::{Dataset, DatasetAccess};
 pub use self::error::RuntimeError;
 pub use self::host::{MAX_IOVS, MAX_MESSAGE_BYTES};
 pub use self::module::LoadedModule;
