@@ -230,7 +230,16 @@ async fn module_compiling_past_the_deadline() {
     // example modules compile in about 3 s in a debug build on a loaded 2-core
     // machine, 100 000 functions take over a minute (seconds in a release build).
     let deadline = Duration::from_secs(20);
-    let cluster = connect(fast_heartbeats().with_task_deadline(deadline)).await;
+    // The compilation goes on after its task gave up, and its memory counts against
+    // the executor's container, which shrinks as idle leases go back: with the default
+    // 2 s idle timeout the container fell below what the compilation held and the
+    // executor was OOM-killed (a known limit, in docs/FAULTS.md). Leases stay here.
+    let cluster = connect(
+        fast_heartbeats()
+            .with_task_deadline(deadline)
+            .with_lease_idle_timeout(Duration::from_secs(600)),
+    )
+    .await;
     let slow = Module::from_bytes(brine_tests::wasm::many_functions(100_000));
     let mut slow_outcome = None;
     let outcome = batch_with_fault(&cluster, || async {
