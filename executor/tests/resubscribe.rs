@@ -1,6 +1,7 @@
 //! The real binary against a scripted fake agent: what SUBSCRIBE carries after a
 //! disconnection (unacknowledged updates and tasks, exactly as the protocol requires),
-//! and disconnection without checkpointing.
+//! disconnection without checkpointing, and an `ExecutorConfig` whose durations no clock
+//! can hold.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
 
 use std::convert::Infallible;
@@ -14,7 +15,7 @@ use brine_proto::mesos::v1::{
     AgentId, AgentInfo, ExecutorId, ExecutorInfo, FrameworkId, FrameworkInfo, TaskId, TaskInfo,
     TaskState,
 };
-use brine_proto::payload::{ExecutorConfig, Payload};
+use brine_proto::payload::{Encoding, ExecutorConfig, ModuleRef, Payload, TaskSpec};
 use brine_proto::recordio;
 use bytes::Bytes;
 use http_body_util::channel::{Channel, Sender};
@@ -276,4 +277,69 @@ async fn without_checkpointing_a_cut_stream_ends_the_executor() {
     while let Ok(seen) = rx.try_recv() {
         assert!(!matches!(seen, Seen::Subscribe(..)), "re-subscribed");
     }
+}
+
+/// Regression (found while writing the `executor_events` fuzz target): the scheduler's
+/// `ExecutorConfig` may carry any duration, and a `heartbeat_interval` or a
+/// `running_update_delay` too long to add to a clock reading panicked the event loop
+/// (`Instant + Duration` overflow) at the first heartbeat and at the first task started.
+/// Such a duration now means "never".
+#[tokio::test]
+async fn durations_too_long_for_the_clock_mean_never() {
+    let (addr, mut rx) = fake_agent().await;
+    let sandbox = tempfile::tempdir().unwrap();
+    let mut child = spawn_executor(addr, sandbox.path(), false);
+    let (_, mut stream) = next_subscribe(&mut rx).await;
+    let config = ExecutorConfig {
+        heartbeat_interval: Duration::MAX,
+        running_update_delay: Duration::MAX,
+        ..ExecutorConfig::default()
+    };
+    let mut subscribed = subscribed();
+    if let Some(s) = subscribed.subscribed.as_mut() {
+        s.executor_info.data = Some(config.encode().into());
+    }
+    send(&mut stream, &subscribed).await;
+    // A task that gets as far as a worker (where its module, not wasm, fails).
+    let spec = TaskSpec {
+        module: ModuleRef::inline(b"not wasm".to_vec()),
+        export: "run".into(),
+        args: Vec::new(),
+        encoding: Encoding::Json,
+        deadline: None,
+    };
+    let launch = Event {
+        r#type: Some(event::Type::Launch as i32),
+        launch: Some(event::Launch {
+            task: TaskInfo {
+                name: "t1".into(),
+                task_id: TaskId { value: "t1".into() },
+                agent_id: AgentId { value: "ag".into() },
+                data: Some(spec.encode().into()),
+                ..Default::default()
+            },
+        }),
+        ..Default::default()
+    };
+    send(&mut stream, &launch).await;
+    // Its TASK_RUNNING never falls due: the first update is the terminal one.
+    let update = next_update(&mut rx).await;
+    assert_eq!(update.status.state(), TaskState::TaskFailed);
+    assert!(child.try_wait().unwrap().is_none(), "the executor exited");
+
+    let shutdown = Event {
+        r#type: Some(event::Type::Shutdown as i32),
+        ..Default::default()
+    };
+    send(&mut stream, &shutdown).await;
+    let ack = Event {
+        r#type: Some(event::Type::Acknowledged as i32),
+        acknowledged: Some(event::Acknowledged {
+            task_id: TaskId { value: "t1".into() },
+            uuid: update.status.uuid.clone().unwrap(),
+        }),
+        ..Default::default()
+    };
+    send(&mut stream, &ack).await;
+    assert_eq!(exit_code(&mut child).await, Some(0));
 }

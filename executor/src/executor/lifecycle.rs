@@ -119,9 +119,10 @@ impl Executor {
             pool::spawn(job, self.tx.clone(), Input::TaskDone, Placement::Dispatcher);
             if delay.is_zero() {
                 self.send_status(StatusSpec::new(task_id, TaskState::TaskRunning));
-            } else {
-                self.running_due.push_back((now + delay, task_id));
+            } else if let Some(due) = now.checked_add(delay) {
+                self.running_due.push_back((due, task_id));
             }
+            // else: a delay too long for the clock never falls due.
         }
     }
 

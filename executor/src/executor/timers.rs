@@ -38,7 +38,8 @@ impl Executor {
             && at <= now
         {
             let interval = setup.config.heartbeat_interval;
-            self.next_heartbeat = Some(now + interval);
+            // An interval too long for the clock (the scheduler's to choose): never again.
+            self.next_heartbeat = now.checked_add(interval);
             self.send_heartbeat(now);
         }
         if self.lane.poll(now, self.leases.count() > 0) {

@@ -30,6 +30,29 @@ async fn handle(inner: Arc<Inner>, req: Request<Incoming>) -> Response<ResponseB
     }
 }
 
+/// For fuzzing and tests: what `POST /api/v1/executor` does with a request's
+/// `Content-Type` and body before it needs the agent's state (the `Accept` header left
+/// out): the content type, the `Call` decoded as [`web::read_call`] decodes it (protobuf,
+/// or JSON walked as stout walks it), then `validateExecutorCall`. Returns the call, or
+/// the status and text the endpoint answers with. Never panics, whatever the bytes.
+pub fn check_executor_call(content_type: &[u8], body: &[u8]) -> Result<Call, (StatusCode, String)> {
+    let Ok(content_type) = ContentType::from_content_type(content_type) else {
+        return Err((
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "Expecting 'Content-Type' of application/json or application/x-protobuf".to_owned(),
+        ));
+    };
+    let call = web::decode_call::<Call>(content_type, body)
+        .map_err(|message| (StatusCode::BAD_REQUEST, message))?;
+    call::validate(&call).map_err(|message| {
+        (
+            StatusCode::BAD_REQUEST,
+            format!("Failed to validate Executor::Call: {message}"),
+        )
+    })?;
+    Ok(call)
+}
+
 async fn executor_endpoint(inner: Arc<Inner>, req: Request<Incoming>) -> Response<ResponseBody> {
     let (call, headers) = match web::read_call::<Call>(req).await {
         Ok(pair) => pair,

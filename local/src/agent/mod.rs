@@ -48,6 +48,7 @@ use tokio::sync::{mpsc, watch};
 pub use cgroups::{CgroupPaths, CgroupVersion};
 pub use config::{AgentConfig, AgentResources, CgroupsMode};
 pub use gc::GcCounts;
+pub use http::check_executor_call;
 pub use recovery::ExecutorReport;
 pub use state::ExecutorState;
 pub use status_updates::AckError;

@@ -133,6 +133,47 @@ async fn query(
     }
 }
 
+/// For fuzzing and tests: what `POST /api/v1/scheduler` does with a request's
+/// `Content-Type` and body before it needs the master's state (authentication and the
+/// `Accept` / `Mesos-Stream-Id` headers left out): the content type, the `Call` decoded as
+/// [`read_call`] decodes it (protobuf, or JSON walked as stout walks it), then
+/// `scheduler::call::validate`, and for SUBSCRIBE the `FrameworkInfo` checks of
+/// `Master::subscribe` that need no state (`validateFramework`, the suppressed roles).
+/// Returns the call, or the status and text the endpoint answers with; a SUBSCRIBE
+/// refused by those last checks is `200 OK` (the refusal is an ERROR event on the
+/// stream). Never panics, whatever the bytes.
+pub fn check_scheduler_call(
+    content_type: &[u8],
+    body: &[u8],
+) -> Result<Call, (StatusCode, String)> {
+    let Ok(content_type) = brine_proto::codec::ContentType::from_content_type(content_type) else {
+        return Err((
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "Expecting 'Content-Type' of application/json or application/x-protobuf".to_owned(),
+        ));
+    };
+    let call = crate::web::decode_call::<Call>(content_type, body)
+        .map_err(|message| (StatusCode::BAD_REQUEST, message))?;
+    validation::validate_call(&call).map_err(|message| {
+        (
+            StatusCode::BAD_REQUEST,
+            format!("Failed to validate scheduler::Call: {message}"),
+        )
+    })?;
+    if call.r#type() == call::Type::Subscribe
+        && let Some(subscribe) = &call.subscribe
+    {
+        let refused = |message| (StatusCode::OK, message);
+        validation::validate_framework(&subscribe.framework_info).map_err(refused)?;
+        validation::validate_suppressed_roles(
+            &subscribe.framework_info,
+            &subscribe.suppressed_roles,
+        )
+        .map_err(refused)?;
+    }
+    Ok(call)
+}
+
 /// `principal`: who authenticated, when authentication is on.
 async fn scheduler(
     tx: mpsc::UnboundedSender<Command>,

@@ -37,6 +37,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::agent::{Agent, AgentEvent};
 use command::Command;
+pub use http::check_scheduler_call;
 use offers::AgentSlot;
 use resources::Resources;
 use state::State;
