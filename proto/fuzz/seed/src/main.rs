@@ -5,8 +5,8 @@
 //! messages carry Brine's own payloads).
 //!
 //! Usage, from proto/fuzz: `cargo run -p brine-fuzz-seed [fixture dir]` (default
-//! `../../tests/fixtures/mesos-1.12`). Seeds are named by content, so running it again
-//! adds nothing twice.
+//! `../../tests/fixtures/mesos-1.12`). Seeds are named as libFuzzer names corpus files
+//! (the SHA-1 of the content), so running it again adds nothing twice.
 
 use std::error::Error;
 use std::fs;
@@ -31,7 +31,7 @@ use brine_proto::payload::{
 use brine_proto::recordio;
 use bytes::Bytes;
 use serde_json::Value;
-use sha2::{Digest, Sha256};
+use sha1::{Digest, Sha1};
 
 type Result<T = ()> = std::result::Result<T, Box<dyn Error>>;
 
@@ -44,7 +44,7 @@ impl Corpus {
     fn write(&mut self, target: &str, data: &[u8]) -> Result {
         let folder = self.root.join(target);
         fs::create_dir_all(&folder)?;
-        let name = hex(&Sha256::digest(data)[..20]);
+        let name = hex(&Sha1::digest(data));
         let path = folder.join(name);
         if !path.exists() {
             fs::write(path, data)?;
