@@ -43,7 +43,7 @@ impl Scheduler {
         for offer in offers {
             let agent = offer.agent_id.value.clone();
             self.health.known.insert(agent.clone());
-            if wanted == 0 || self.health.is_set_aside(&agent, now) {
+            if wanted == 0 || self.health.excludes(&agent, now) {
                 declined.push(offer.id);
                 continue;
             }

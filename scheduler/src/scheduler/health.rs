@@ -61,6 +61,18 @@ impl AgentHealth {
         }
     }
 
+    /// Whether offers from `agent` are declined: it is set aside, and some other known
+    /// agent is not. With every agent set aside (one event, such as a master that
+    /// restarted without its agents' registry, can blame them all at once) declining
+    /// them all would stop every job; they serve instead.
+    pub(crate) fn excludes(&mut self, agent: &str, now: Instant) -> bool {
+        self.is_set_aside(agent, now)
+            && self
+                .known
+                .iter()
+                .any(|a| a != agent && self.set_aside.get(a).is_none_or(|until| *until <= now))
+    }
+
     /// Whether a job that failed on the agents in `avoid` should skip `agent`: only
     /// while some other usable agent is known, so a job is never starved.
     pub(crate) fn should_avoid(&self, avoid: &HashSet<String>, agent: &str) -> bool {
@@ -96,6 +108,22 @@ mod tests {
         assert!(!health.is_set_aside("b", t0 + Duration::from_secs(14)));
         // Back after the cooldown.
         assert!(!health.is_set_aside("a", t0 + Duration::from_secs(75)));
+    }
+
+    #[test]
+    fn offers_are_declined_only_while_another_agent_serves() {
+        let mut health = AgentHealth::new(1, Duration::from_secs(10), Duration::from_secs(60));
+        let now = Instant::now();
+        health.known.extend(["a".to_string(), "b".to_string()]);
+        health.failure("a", now);
+        assert!(health.excludes("a", now), "b serves");
+        assert!(!health.excludes("b", now));
+        health.failure("b", now);
+        assert!(
+            !health.excludes("a", now),
+            "every agent set aside: they serve"
+        );
+        assert!(!health.excludes("b", now));
     }
 
     #[test]
