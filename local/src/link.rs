@@ -61,6 +61,64 @@ pub enum AgentOp {
     },
 }
 
+/// A launch the agent could not carry out, for the master to hear of.
+pub(crate) struct LaunchFailure {
+    pub framework_id: brine_proto::mesos::v1::FrameworkId,
+    pub task_id: brine_proto::mesos::v1::TaskId,
+    pub error: String,
+}
+
+impl AgentOp {
+    /// Applies the operation to `agent`, whether the agent runs in the master's
+    /// process or on its own. A failed launch is returned; other refusals (a task or
+    /// executor the agent no longer has) are only logged.
+    pub(crate) async fn apply(self, agent: &crate::agent::Agent) -> Option<LaunchFailure> {
+        let result = match self {
+            AgentOp::Launch {
+                framework,
+                executor,
+                task,
+            } => {
+                let framework_id = framework.id.clone().unwrap_or_default();
+                let task_id = task.task_id.clone();
+                return match agent.launch(framework, executor, task).await {
+                    Ok(()) => None,
+                    Err(e) => {
+                        tracing::warn!(task = %task_id.value, error = %e, "launch failed");
+                        Some(LaunchFailure {
+                            framework_id,
+                            task_id,
+                            error: e.to_string(),
+                        })
+                    }
+                };
+            }
+            AgentOp::Kill {
+                framework_id,
+                task_id,
+            } => agent.kill_task(&framework_id, &task_id).await,
+            AgentOp::Shutdown {
+                framework_id,
+                executor_id,
+            } => agent.shutdown_executor(&framework_id, &executor_id).await,
+            AgentOp::Acknowledge {
+                framework_id,
+                task_id,
+                uuid,
+            } => agent.acknowledge(&framework_id, &task_id, &uuid).await,
+            AgentOp::Message {
+                framework_id,
+                executor_id,
+                data,
+            } => agent.send_message(&framework_id, &executor_id, data).await,
+        };
+        if let Err(e) = result {
+            tracing::debug!(agent = %agent.agent_id().value, error = %e, "agent refused an operation");
+        }
+        None
+    }
+}
+
 /// What a standalone agent tells its master: its [`AgentEvent`]s, and launches it
 /// refused (which the in-process master hears from the `Agent` API's error).
 #[derive(Debug, Clone)]

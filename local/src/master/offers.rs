@@ -22,46 +22,13 @@ pub async fn agent_worker(
     master: mpsc::UnboundedSender<Command>,
 ) {
     while let Some(op) = ops.recv().await {
-        let result = match op {
-            AgentOp::Launch {
-                framework,
-                executor,
-                task,
-            } => {
-                let framework_id = framework.id.clone().unwrap_or_default();
-                let task_id = task.task_id.clone();
-                if let Err(e) = agent.launch(framework, executor, task).await {
-                    tracing::warn!(task = %task_id.value, error = %e, "launch failed");
-                    let _ = master.send(Command::LaunchFailed {
-                        framework_id,
-                        task_id,
-                        agent_id: agent.agent_id().clone(),
-                        error: e.to_string(),
-                    });
-                }
-                Ok(())
-            }
-            AgentOp::Kill {
-                framework_id,
-                task_id,
-            } => agent.kill_task(&framework_id, &task_id).await,
-            AgentOp::Shutdown {
-                framework_id,
-                executor_id,
-            } => agent.shutdown_executor(&framework_id, &executor_id).await,
-            AgentOp::Acknowledge {
-                framework_id,
-                task_id,
-                uuid,
-            } => agent.acknowledge(&framework_id, &task_id, &uuid).await,
-            AgentOp::Message {
-                framework_id,
-                executor_id,
-                data,
-            } => agent.send_message(&framework_id, &executor_id, data).await,
-        };
-        if let Err(e) = result {
-            tracing::debug!(agent = %agent.agent_id().value, error = %e, "agent refused an operation");
+        if let Some(failed) = op.apply(&agent).await {
+            let _ = master.send(Command::LaunchFailed {
+                framework_id: failed.framework_id,
+                task_id: failed.task_id,
+                agent_id: agent.agent_id().clone(),
+                error: failed.error,
+            });
         }
     }
 }
