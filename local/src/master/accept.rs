@@ -139,10 +139,32 @@ impl State {
         fid: &FrameworkId,
         agent: usize,
         role: &str,
-        group_executor: Option<brine_proto::mesos::v1::ExecutorInfo>,
-        tasks: Vec<brine_proto::mesos::v1::TaskInfo>,
+        mut group_executor: Option<brine_proto::mesos::v1::ExecutorInfo>,
+        mut tasks: Vec<brine_proto::mesos::v1::TaskInfo>,
         offered: Resources,
     ) -> Resources {
+        // `Master::accept` injects the offer's allocation info into the operation's
+        // resources (task and executor) before anything validates them, so the
+        // executor kept for the compatibility check, and the one the agent checkpoints
+        // and re-registers with, carry it too.
+        let allocate = |resources: &mut Vec<brine_proto::mesos::v1::Resource>| {
+            for r in resources {
+                if r.allocation_info.is_none() {
+                    r.allocation_info = Some(resource::AllocationInfo {
+                        role: Some(role.to_owned()),
+                    });
+                }
+            }
+        };
+        if let Some(executor) = group_executor.as_mut() {
+            allocate(&mut executor.resources);
+        }
+        for task in &mut tasks {
+            allocate(&mut task.resources);
+            if let Some(executor) = task.executor.as_mut() {
+                allocate(&mut executor.resources);
+            }
+        }
         let slot = &self.agents[agent];
         let Some(framework) = self.frameworks.get(&fid.value) else {
             return offered;
@@ -181,28 +203,14 @@ impl State {
             }
         };
         let framework_info = framework.info.clone();
-        let allocate = |resources: &mut Vec<brine_proto::mesos::v1::Resource>| {
-            for r in resources {
-                if r.allocation_info.is_none() {
-                    r.allocation_info = Some(resource::AllocationInfo {
-                        role: Some(role.to_owned()),
-                    });
-                }
-            }
-        };
         for mut task in tasks {
-            allocate(&mut task.resources);
             let mut executor = group_executor.clone().or_else(|| task.executor.clone());
             if let Some(executor) = executor.as_mut() {
                 executor.framework_id = Some(fid.clone());
                 let key = (fid.value.clone(), executor.executor_id.value.clone());
-                // Kept as the framework sent it, for the compatibility check.
-                let as_sent = executor.clone();
-                self.agents[agent]
-                    .executors
-                    .entry(key)
-                    .or_insert_with(|| (as_sent, Resources::from_proto(&executor.resources)));
-                allocate(&mut executor.resources);
+                self.agents[agent].executors.entry(key).or_insert_with(|| {
+                    (executor.clone(), Resources::from_proto(&executor.resources))
+                });
                 if task.executor.is_some() {
                     task.executor = Some(executor.clone());
                 }

@@ -9,6 +9,7 @@
 use std::time::Instant;
 
 use brine_proto::lane::{LEASE_LABEL, ToExecutor, ToScheduler};
+use brine_proto::mesos::v1::task_status::Reason;
 use brine_proto::mesos::v1::{
     Label, Labels, Offer, OfferId, Resource, TaskId, TaskInfo, TaskState, TaskStatus,
 };
@@ -145,9 +146,18 @@ impl Scheduler {
                 lease = id,
                 state = state.as_str_name(),
                 reason = status.reason().as_str_name(),
+                why = status.message(),
                 "lease ended"
             );
-            if lease.in_flight > 0 {
+            if status.reason() == Reason::Reconciliation && self.release_over_lane(id, &lease) {
+                self.leases.await_release(id, &lease.executor);
+                // The master answered for an agent it does not know (yet): a master
+                // restarted without a registry does so before its agents re-register.
+                // The executor still answers on its lane, so the lease most likely
+                // lives. It takes no more work, and is released so that its
+                // resources come back once the agent re-registers (else they stay
+                // held by a lease no one uses). Its closures finish and answer.
+            } else if lease.in_flight > 0 {
                 // Not released by us: its closures went with it.
                 let message = format!(
                     "lease {id} ended {}: {}",
@@ -155,7 +165,10 @@ impl Scheduler {
                     status.message()
                 );
                 let ids = self.jobs.closures_in(|a| a.lease() == Some(id));
-                self.closures_lost(ids, &lease.agent, state.as_str_name(), &message, true);
+                // A master's reconciliation answer says nothing about the agent's
+                // health, only about what the master knows.
+                let blame = status.reason() != Reason::Reconciliation;
+                self.closures_lost(ids, &lease.agent, state.as_str_name(), &message, blame);
             }
             self.want_more_leases();
         }
@@ -447,19 +460,26 @@ impl Scheduler {
             .leases
             .release_idle(now, self.config.lease_idle_timeout)
         {
-            let link = self
-                .executors
-                .by_agent
-                .get(&lease.agent)
-                .filter(|e| e.id() == lease.executor)
-                .and_then(|e| e.lane.as_ref());
-            let released =
-                link.is_some_and(|l| l.writer.send(ToExecutor::Release { lease: id.clone() }));
+            let released = self.release_over_lane(&id, &lease);
             tracing::debug!(lease = %id, via_lane = released, "releasing an idle lease");
             if !released {
                 self.kill(&id, &lease.agent);
             }
         }
+    }
+
+    /// Sends `Release` for `id` on its executor's lane; false if that lane is not up.
+    fn release_over_lane(&self, id: &str, lease: &super::leases::Lease) -> bool {
+        self.executors
+            .by_agent
+            .get(&lease.agent)
+            .filter(|e| e.id() == lease.executor)
+            .and_then(|e| e.lane.as_ref())
+            .is_some_and(|l| {
+                l.writer.send(ToExecutor::Release {
+                    lease: id.to_owned(),
+                })
+            })
     }
 
     /// The lane ids of leases' closures, for jobs cancelled by their handle.

@@ -38,6 +38,11 @@ pub(crate) struct Leases {
     /// scheduler process, so a restarted scheduler never reuses an id.
     prefix: String,
     next: u64,
+    /// Leases the master reported lost in a reconciliation answer while their
+    /// executor's lane was up (lease id → executor): ended here, released over the
+    /// lane, and awaited. Their task ids stay ours, so that a report of them live
+    /// does not have them killed (which would kill the closures finishing in them).
+    released_unconfirmed: HashMap<String, String>,
 }
 
 impl Leases {
@@ -46,6 +51,7 @@ impl Leases {
             by_id: HashMap::new(),
             prefix,
             next: 0,
+            released_unconfirmed: HashMap::new(),
         }
     }
 
@@ -71,7 +77,14 @@ impl Leases {
     }
 
     pub(crate) fn is_lease(&self, id: &str) -> bool {
-        self.by_id.contains_key(id)
+        self.by_id.contains_key(id) || self.released_unconfirmed.contains_key(id)
+    }
+
+    /// Lease `id` of `executor` ended on the master's word but was released over
+    /// its lane; its own terminal update (or its executor's end) is still to come.
+    pub(crate) fn await_release(&mut self, id: &str, executor: &str) {
+        self.released_unconfirmed
+            .insert(id.to_owned(), executor.to_owned());
     }
 
     #[cfg(test)]
@@ -101,11 +114,13 @@ impl Leases {
 
     /// A terminal update: the lease is gone.
     pub(crate) fn ended(&mut self, id: &str) -> Option<Lease> {
+        self.released_unconfirmed.remove(id);
         self.by_id.remove(id)
     }
 
     /// Every lease of `executor`, removed (the executor is gone).
     pub(crate) fn remove_executor(&mut self, executor: &str) -> Vec<(String, Lease)> {
+        self.released_unconfirmed.retain(|_, e| e != executor);
         let ids: Vec<String> = self
             .by_id
             .iter()

@@ -581,9 +581,18 @@ impl Scheduler {
         self.lost_executors.push(status);
     }
 
-    /// Explicit reconciliation of every task this scheduler believes live.
+    /// Explicit reconciliation of every task this scheduler believes live, and in
+    /// lease mode an implicit one too: every task of the framework is reported, so
+    /// leases no one uses (of an earlier life of this scheduler, or ended on a
+    /// master's word while their agent was unknown to it) show up as unknown live
+    /// tasks and are killed.
     fn reconcile(&mut self) {
         self.last_reconcile = Instant::now();
+        if self.leasing() {
+            self.call(call::Type::Reconcile, |c| {
+                c.reconcile = Some(call::Reconcile { tasks: Vec::new() })
+            });
+        }
         let mut tasks: Vec<call::reconcile::Task> = Vec::new();
         for (task_id, id) in &self.jobs.by_task {
             if let Some(attempt) = self.jobs.jobs.get(id).and_then(|j| j.attempt.as_ref()) {
@@ -619,12 +628,6 @@ impl Scheduler {
         self.suppressed = false;
         if self.leasing() {
             self.want_more_leases();
-            // Implicit reconciliation: every task of the framework is reported, so
-            // leases of an earlier life of this scheduler (which no one will use)
-            // show up as unknown live tasks and are killed.
-            self.call(call::Type::Reconcile, |c| {
-                c.reconcile = Some(call::Reconcile { tasks: Vec::new() })
-            });
         } else if !self.jobs.has_pending() {
             self.suppress();
         }

@@ -500,6 +500,87 @@ fn a_lease_mesos_ends_takes_its_closures_to_another_attempt() {
     assert!(pending.iter().all(|j| j.avoid.contains(&agent)));
 }
 
+/// A master restarted without a registry answers reconciliation with TASK_LOST for
+/// every task on an agent that has not re-registered yet. A lease whose executor still
+/// answers on its lane is released over it (else its resources would stay held by a
+/// lease no one uses once the agent re-registers), its closures finish where they run,
+/// and the agent is not blamed.
+#[test]
+fn a_lease_the_master_forgot_is_released_over_its_live_lane() {
+    let mut h = harness(config());
+    let mut outcomes = h.submit_n(2);
+    let calls = h.offers(&["a1"]);
+    let launched = launched(&calls);
+    h.serve(&launched);
+    let lease = launched[0].1[0].task_id.value.clone();
+    let runs = h.runs("a1");
+    assert_eq!(runs.len(), 2);
+    h.calls();
+
+    let mut lost = status(&lease, "a1", TaskState::TaskLost);
+    lost.set_reason(Reason::Reconciliation);
+    h.s.on_update(lost);
+    assert_eq!(h.s.leases.held(), 0, "it takes no more work");
+    assert!(
+        h.frames("a1")
+            .iter()
+            .any(|f| matches!(f, ToExecutor::Release { lease: l } if *l == lease))
+    );
+    assert!(h.pending().is_empty(), "its closures are not run again");
+    assert!(h.s.health.set_aside_agents().is_empty());
+
+    // The agent re-registers and an implicit reconciliation reports the lease live:
+    // it is not killed (that would kill the closures finishing in it).
+    h.s.on_update(status(&lease, "a1", TaskState::TaskRunning));
+    assert!(!types(&h.calls()).contains(&call::Type::Kill));
+    for (closure, _) in &runs {
+        h.answer("a1", *closure, ok("kept"));
+    }
+    for outcome in &mut outcomes {
+        assert_eq!(outcome.try_recv().unwrap(), Ok(b"kept".to_vec()));
+    }
+    // Its own end, once released, closes the books on it.
+    h.s.on_update(status(&lease, "a1", TaskState::TaskFinished));
+    assert!(!h.s.leases.is_lease(&lease));
+    // Reported live after that, it is someone's stray task: killed.
+    h.s.on_update(status(&lease, "a1", TaskState::TaskRunning));
+    assert_eq!(types(&h.calls()), [call::Type::Kill]);
+}
+
+/// The same answer for a lease with no lane up: nothing to release it through. The
+/// periodic reconciliation is also implicit in lease mode, so once the agent is back
+/// the lease is reported live, as a task no one uses, and killed.
+#[test]
+fn a_lease_the_master_forgot_without_a_lane_is_killed_once_seen_live() {
+    let mut h = harness(config());
+    let _outcomes = h.submit_n(2);
+    let calls = h.offers(&["a1"]);
+    let launched = launched(&calls);
+    h.serve(&launched);
+    let lease = launched[0].1[0].task_id.value.clone();
+    assert_eq!(h.runs("a1").len(), 2);
+    h.cut("a1");
+    let mut lost = status(&lease, "a1", TaskState::TaskLost);
+    lost.set_reason(Reason::Reconciliation);
+    h.s.on_update(lost);
+    assert!(!h.s.leases.is_lease(&lease));
+    h.calls();
+
+    h.s.last_reconcile = Instant::now() - h.s.config.reconcile_interval;
+    h.s.on_tick();
+    let implicit = h
+        .calls()
+        .into_iter()
+        .filter_map(|c| c.reconcile)
+        .filter(|r| r.tasks.is_empty())
+        .count();
+    assert_eq!(implicit, 1, "the periodic reconciliation is implicit too");
+    h.s.on_update(status(&lease, "a1", TaskState::TaskRunning));
+    let calls = h.calls();
+    assert_eq!(types(&calls), [call::Type::Kill]);
+    assert_eq!(calls[0].kill.as_ref().unwrap().task_id.value, lease);
+}
+
 #[test]
 fn idle_leases_go_back_over_the_lane_or_by_kill() {
     let mut h = harness(config());
