@@ -109,6 +109,10 @@ enum Input {
         local: u64,
         done: TaskDone,
     },
+    /// The compilation closure `local` started and outlived has ended.
+    CompileEnded {
+        local: u64,
+    },
     Lane(LaneEvent),
     Terminate(&'static str),
 }
@@ -273,6 +277,7 @@ impl Executor {
             }
             Input::TaskDone(done) => self.on_task_done(done),
             Input::ClosureDone { local, done } => self.on_closure_done(local, done),
+            Input::CompileEnded { local } => self.on_compile_ended(local),
             Input::Lane(event) => self.on_lane_event(event),
             Input::Terminate(signal) => self.begin_shutdown(format!("received {signal}")),
         }

@@ -215,6 +215,15 @@ impl Leases {
         local
     }
 
+    /// Closure `local` was answered while the compilation it started goes on: it
+    /// keeps its slot (the compilation uses a core and memory of its lease, and a
+    /// lease being ended waits for it) until [`finish`](Self::finish). Returns it.
+    pub fn answered(&mut self, local: u64) -> Option<&RunningClosure> {
+        let closure = self.running.get(&local)?;
+        self.known.remove(&(closure.conn, closure.id));
+        Some(closure)
+    }
+
     /// A closure ended. Returns it, and its lease's end if the lease was ending and this
     /// was the last closure running in it (the lease is then gone).
     pub fn finish(&mut self, local: u64) -> Option<(RunningClosure, Option<End>)> {
@@ -438,6 +447,26 @@ mod tests {
         l.add("c", 64.0);
         assert_eq!(l.end("c", End::Released).ended, Some(End::Released));
         assert_eq!(l.end("nope", End::Released).ended, None);
+    }
+
+    #[test]
+    fn an_answered_closure_whose_compilation_goes_on_keeps_its_slot() {
+        let mut l = Leases::default();
+        l.add("a", 64.0);
+        l.push(closure(1, 1, "a"));
+        let (local, _, _) = start_next(&mut l, 64);
+        let answered = l.answered(local).map(|c| c.id);
+        assert_eq!(answered, Some(1));
+        assert!(!l.knows(1, 1), "its id is off the books");
+        assert_eq!(l.kill(1, 1), Killed::Unknown);
+        // The slot stays taken: the next closure waits, and a release waits too.
+        l.push(closure(1, 2, "a"));
+        assert!(l.next(64).is_none());
+        assert_eq!(l.end("a", End::Released).ended, None);
+        assert!(l.holds("a"));
+        // The compilation ends: the slot, and with it the lease, go.
+        assert_eq!(l.finish(local).unwrap().1, Some(End::Released));
+        assert_eq!(l.count(), 0);
     }
 
     #[test]

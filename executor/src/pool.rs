@@ -87,6 +87,27 @@ pub struct TaskDone {
     pub outcome: Result<Vec<u8>, TaskFailure>,
     /// How long the task ran on its worker (load + run).
     pub ran_for: Duration,
+    /// The compilation of the task's module, when it outlived the task's deadline:
+    /// it still uses a core and memory (see [`Compiling`]).
+    pub compiling: Option<Compiling>,
+}
+
+/// A compilation that outlived the task that started it. wasmtime cannot interrupt
+/// one, so it goes on (and caches the module); whoever holds this can wait for its
+/// end, for example to keep the resources it uses until then.
+pub struct Compiling(std::sync::mpsc::Receiver<Result<Arc<LoadedModule>, TaskFailure>>);
+
+impl Compiling {
+    /// Blocks until the compilation has ended (or its thread died).
+    pub fn wait(self) {
+        let _ = self.0.recv();
+    }
+}
+
+impl std::fmt::Debug for Compiling {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Compiling")
+    }
 }
 
 /// Which thread runs a job.
@@ -122,11 +143,12 @@ pub fn spawn<M: Send + 'static>(
     let work = move || {
         let started = Instant::now();
         let task_id = job.task_id.clone();
-        let outcome = run(job);
+        let (outcome, compiling) = run_reporting(job);
         let message = wrap(TaskDone {
             task_id,
             outcome,
             ran_for: started.elapsed(),
+            compiling,
         });
         // The loop has gone only when the process is exiting.
         let _ = done.send(message);
@@ -145,9 +167,21 @@ pub fn spawn<M: Send + 'static>(
 /// Loads the module and runs the task, on the calling thread. The task's deadline
 /// covers both: what loading took is taken off what the run may take.
 pub fn run(job: Job) -> Result<Vec<u8>, TaskFailure> {
+    run_reporting(job).0
+}
+
+/// [`run`], and the compilation of the module if it outlived the task.
+fn run_reporting(job: Job) -> (Result<Vec<u8>, TaskFailure>, Option<Compiling>) {
     let started = Instant::now();
     // The module first: it is then cached even if this task cannot run.
-    let module = load_within(&job.runtime, &job.spec.module, job.deadline, &job.kill)?;
+    match load_within(&job.runtime, &job.spec.module, job.deadline, &job.kill) {
+        Ok(module) => (run_loaded(job, &module, started), None),
+        Err((failure, compiling)) => (Err(failure), compiling),
+    }
+}
+
+/// Runs the task once its module is loaded; `started` is when loading began.
+fn run_loaded(job: Job, module: &LoadedModule, started: Instant) -> Result<Vec<u8>, TaskFailure> {
     let dataset = job
         .dataset
         .map_err(|message| TaskFailure::new(ErrorKind::Internal, message))?;
@@ -173,23 +207,23 @@ pub fn run(job: Job) -> Result<Vec<u8>, TaskFailure> {
         stderr,
         dataset,
     };
-    job.runtime.run(&module, &task)
+    job.runtime.run(module, &task)
 }
 
 /// Loads `module`, within `deadline` when the task has one and the module comes with
 /// its bytes, so may need compiling: wasmtime cannot interrupt a compilation, so it
-/// runs on a thread of its own, and when the deadline passes first the task fails
-/// `deadline_exceeded` at once while the compilation goes on and caches the module
-/// for the tasks after it. (A module named by hash is loaded from a cache: no
-/// compilation, no extra thread.)
+/// runs on a thread of its own, and when the deadline passes first (or the task is
+/// killed) the task fails at once while the compilation goes on and caches the module
+/// for the tasks after it; the failure comes with the [`Compiling`] to wait for. (A
+/// module named by hash is loaded from a cache: no compilation, no extra thread.)
 fn load_within(
     runtime: &Arc<Runtime>,
     module: &ModuleRef,
     deadline: Option<Duration>,
     kill: &KillSwitch,
-) -> Result<Arc<LoadedModule>, TaskFailure> {
+) -> Result<Arc<LoadedModule>, (TaskFailure, Option<Compiling>)> {
     let (Some(deadline), Some(_)) = (deadline, &module.bytes) else {
-        return runtime.load(module);
+        return runtime.load(module).map_err(|f| (f, None));
     };
     let (tx, rx) = std::sync::mpsc::sync_channel(1);
     let (compiler, to_load) = (Arc::clone(runtime), module.clone());
@@ -201,10 +235,11 @@ fn load_within(
             let _ = tx.send(compiler.load(&to_load));
         })
         .map_err(|e| {
-            TaskFailure::new(
+            let failure = TaskFailure::new(
                 ErrorKind::Internal,
                 format!("cannot start a thread to compile the module: {e}"),
-            )
+            );
+            (failure, None)
         })?;
     // Waited for in steps, so that a kill (a lost lane, SHUTDOWN) frees the worker
     // at once rather than at the deadline.
@@ -213,29 +248,33 @@ fn load_within(
         let left = deadline.saturating_sub(started.elapsed());
         match rx.recv_timeout(left.min(KILL_POLL)) {
             Err(RecvTimeoutError::Timeout) if kill.is_killed() => {
-                return Err(TaskFailure::new(
-                    ErrorKind::Killed,
-                    "killed while compiling",
-                ));
+                let killed = TaskFailure::new(ErrorKind::Killed, "killed while compiling");
+                return Err((killed, Some(Compiling(rx))));
             }
             Err(RecvTimeoutError::Timeout) if !left.is_zero() => continue,
             answer => break answer,
         }
     };
     match answer {
-        Ok(loaded) => loaded,
-        Err(RecvTimeoutError::Timeout) => Err(TaskFailure::new(
-            ErrorKind::DeadlineExceeded,
-            format!(
-                "module {} did not compile within the task's deadline of {deadline:?} (the \
-                 compilation goes on, and caches it for later tasks)",
-                module.hash
-            ),
-        )),
-        Err(RecvTimeoutError::Disconnected) => Err(TaskFailure::new(
-            ErrorKind::Internal,
-            "the thread compiling the module ended without an answer",
-        )),
+        Ok(loaded) => loaded.map_err(|f| (f, None)),
+        Err(RecvTimeoutError::Timeout) => {
+            let failure = TaskFailure::new(
+                ErrorKind::DeadlineExceeded,
+                format!(
+                    "module {} did not compile within the task's deadline of {deadline:?} \
+                     (the compilation goes on, and caches it for later tasks)",
+                    module.hash
+                ),
+            );
+            Err((failure, Some(Compiling(rx))))
+        }
+        Err(RecvTimeoutError::Disconnected) => {
+            let failure = TaskFailure::new(
+                ErrorKind::Internal,
+                "the thread compiling the module ended without an answer",
+            );
+            Err((failure, None))
+        }
     }
 }
 

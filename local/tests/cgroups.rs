@@ -84,11 +84,13 @@ async fn limits_follow_the_tasks() {
     if cg.version == CgroupVersion::V1 {
         assert_eq!(shares(&cg), "819"); // 1024 × 0.8
     }
-    // …and shrinks on a terminal update.
+    // …and its soft limit shrinks on a terminal update, while the hard limit stays
+    // (Mesos only raises it: lowering it could OOM-kill the container).
     let (finished, _) = update_call("fw", "e", "t2", TaskState::TaskFinished);
     assert_eq!(post_call(&agent, &finished).await, 202);
     assert_eq!(stream.next().await.r#type(), event::Type::Acknowledged);
-    assert_eq!(cg.memory_limit_bytes(), Some(96 * MIB));
+    assert_eq!(cg.memory_soft_limit_bytes(), Some(96 * MIB));
+    assert_eq!(cg.memory_limit_bytes(), Some(224 * MIB));
     assert_eq!(agent.executors()[0].allocation.mem_mb, 96.0);
 
     agent.shutdown().await;

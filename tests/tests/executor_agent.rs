@@ -829,12 +829,13 @@ async fn an_idle_executor_shuts_itself_down() {
     assert_eq!(h.terminated("idle", WAIT).await, Some(0));
 }
 
-/// The executor's cgroup memory limit follows its tasks. Needs root and the cgroup cpu
+/// The executor's cgroup memory soft limit follows its tasks, and its hard limit only
+/// rises (as in Mesos, so that a smaller share never OOM-kills it). Needs root and the cgroup cpu
 /// and memory controllers: `make test` runs it (through `make test-cgroups`) when run
 /// as root, as CI is.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs root and writable cgroup cpu and memory controllers: `sudo make test-cgroups` (`make test` runs it as root)"]
-async fn cgroup_memory_limit_rises_and_falls_with_tasks() {
+async fn cgroup_memory_soft_limit_follows_tasks_and_the_hard_limit_only_rises() {
     init_tracing();
     let h = Harness::start(HarnessOptions {
         cgroups: true,
@@ -859,23 +860,17 @@ async fn cgroup_memory_limit_rises_and_falls_with_tasks() {
         .executor("cg")
         .and_then(|e| e.cgroup)
         .expect("the executor's cgroup");
-    let limit_file = if cgroup.memory.join("memory.limit_in_bytes").exists() {
-        cgroup.memory.join("memory.limit_in_bytes")
-    } else {
-        cgroup.memory.join("memory.max")
-    };
-    let read = || -> u64 {
-        std::fs::read_to_string(&limit_file)
-            .unwrap()
-            .trim()
-            .parse()
-            .unwrap()
-    };
-    assert_eq!(read(), (32 + 256) << 20, "{}", limit_file.display());
+    let want = (32 + 256) << 20;
+    assert_eq!(cgroup.memory_limit_bytes(), Some(want), "{cgroup:?}");
+    assert_eq!(cgroup.memory_soft_limit_bytes(), Some(want), "{cgroup:?}");
     h.kill("big").await;
     h.terminal("big").await;
-    h.wait_for(Duration::from_secs(10), "the limit to fall back", |_| {
-        (read() == 32 << 20).then_some(())
-    })
+    h.wait_for(
+        Duration::from_secs(10),
+        "the soft limit to fall back",
+        |_| (cgroup.memory_soft_limit_bytes() == Some(32 << 20)).then_some(()),
+    )
     .await;
+    // The hard limit is only ever raised, as Mesos does.
+    assert_eq!(cgroup.memory_limit_bytes(), Some(want), "{cgroup:?}");
 }

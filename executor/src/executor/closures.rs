@@ -213,16 +213,50 @@ impl Executor {
     }
 
     pub(super) fn on_closure_done(&mut self, local: u64, done: TaskDone) {
-        let Some((closure, lease_end)) = self.leases.finish(local) else {
-            return;
-        };
         let outcome = match done.outcome {
             Ok(result) => TaskOutcome::Success { result },
             Err(failure) => TaskOutcome::Failure(failure),
         };
+        if let Some(compiling) = done.compiling {
+            // Answered now; the slot stays taken until the compilation ends, so that
+            // its lease (and the memory the container holds for it) is not given back
+            // while the compilation still uses it.
+            let Some(closure) = self.leases.answered(local) else {
+                return;
+            };
+            let (conn, id) = (closure.conn, closure.id);
+            tracing::info!(
+                closure = id,
+                "the module's compilation outlived the closure: its slot stays taken until \
+                 the compilation ends"
+            );
+            self.send_done(conn, id, outcome);
+            let tx = self.tx.clone();
+            tokio::task::spawn_blocking(move || {
+                compiling.wait();
+                // The loop has gone only when the process is exiting.
+                let _ = tx.send(Input::CompileEnded { local });
+            });
+            return;
+        }
+        let Some((closure, lease_end)) = self.leases.finish(local) else {
+            return;
+        };
         self.send_done(closure.conn, closure.id, outcome);
+        self.slot_freed(&closure.lease, lease_end);
+    }
+
+    /// The compilation a closure started, and outlived, ended: its slot is free.
+    pub(super) fn on_compile_ended(&mut self, local: u64) {
+        if let Some((closure, lease_end)) = self.leases.finish(local) {
+            tracing::debug!(closure = closure.id, "compilation ended: slot free");
+            self.slot_freed(&closure.lease, lease_end);
+        }
+    }
+
+    fn slot_freed(&mut self, lease: &str, lease_end: Option<End>) {
         if let Some(end) = lease_end {
-            self.lease_ended(&closure.lease, end);
+            self.lease_ended(lease, end);
         }
         self.dispatch_closures();
         self.dispatch();

@@ -4,12 +4,16 @@
 //!   `cpu.shares` = 1024 × cpus (at least 2), and with CFS enabled `cpu.cfs_period_us`
 //!   = 100000 and `cpu.cfs_quota_us` = 100000 × cpus (at least 1000), as Mesos's
 //!   cgroups isolator with `--cgroups_enable_cfs`; `memory.soft_limit_in_bytes` and
-//!   `memory.limit_in_bytes` = mem (at least 32 MiB). Lowering the hard limit below the
-//!   current usage fails in the kernel; then the higher limit is kept and a warning
-//!   logged, as Mesos does.
+//!   `memory.limit_in_bytes` = mem (at least 32 MiB).
 //! - cgroup v2 (unified, detected by `<hierarchy>/cgroup.controllers`):
 //!   `<hierarchy>/<root>/<container_id>` with `cpu.weight` (from the same shares),
-//!   `cpu.max` ("quota 100000") with CFS enabled, and `memory.max`.
+//!   `cpu.max` ("quota 100000") with CFS enabled, `memory.low` (the soft limit) and
+//!   `memory.max`.
+//!
+//! The soft limit follows the tasks both ways; the hard limit is set once and then only
+//! raised, never lowered, as Mesos's memory subsystems (`cgroups` and `cgroups2`
+//! isolators) do: lowering it could OOM-kill a container using more than its new share
+//! (say, an executor still compiling a module for a task that has ended).
 //!
 //! The executor joins its cgroup before `exec` (see the launcher), so nothing of it ever
 //! runs outside. When cgroups are missing or not writable, [`Cgroups::detect`] says so
@@ -25,6 +29,9 @@ const MIN_CPU_SHARES: u64 = 2;
 const CFS_PERIOD_US: u64 = 100_000;
 const MIN_CFS_QUOTA_US: u64 = 1_000;
 const MIN_MEMORY_BYTES: u64 = 32 << 20;
+/// cgroup v1 reports "no limit" as the largest page-aligned counter value (about
+/// 2^63); anything this large was never set.
+const UNLIMITED_V1: u64 = 1 << 62;
 
 /// Which cgroup interface an executor's cgroup uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,6 +58,19 @@ impl CgroupPaths {
             ],
             CgroupVersion::V2 => vec![self.cpu.join("cgroup.procs")],
         }
+    }
+
+    /// The memory soft limit now in force, in bytes (`None` for "max"/unreadable).
+    pub fn memory_soft_limit_bytes(&self) -> Option<u64> {
+        let file = match self.version {
+            CgroupVersion::V1 => "memory.soft_limit_in_bytes",
+            CgroupVersion::V2 => "memory.low",
+        };
+        fs::read_to_string(self.memory.join(file))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
     }
 
     /// The memory hard limit now in force, in bytes (`None` for "max"/unreadable).
@@ -222,6 +242,7 @@ impl Cgroups {
                         &format!("{quota_us} {CFS_PERIOD_US}"),
                     );
                 }
+                write_logged(&paths.memory, "memory.low", &mem.to_string());
                 set_hard_limit(paths, "memory.max", mem);
             }
         }
@@ -272,7 +293,18 @@ fn write_logged(dir: &Path, file: &str, value: &str) {
     }
 }
 
+/// Sets the hard limit the first time (a new cgroup has none) and when it rises.
 fn set_hard_limit(paths: &CgroupPaths, file: &str, bytes: u64) {
+    let current = paths.memory_limit_bytes().filter(|&b| b < UNLIMITED_V1);
+    if current.is_some_and(|c| bytes <= c) {
+        tracing::debug!(
+            cgroup = %paths.memory.display(),
+            limit = bytes,
+            current,
+            "the memory hard limit is only raised, never lowered (as in Mesos)"
+        );
+        return;
+    }
     if let Err(e) = fs::write(paths.memory.join(file), bytes.to_string()) {
         tracing::warn!(
             cgroup = %paths.memory.display(),
