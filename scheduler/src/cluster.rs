@@ -16,7 +16,8 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::client::ClientError;
 use crate::connection::{self, MasterAddr};
-use crate::scheduler::{Command, Job, JobId, Lane, Scheduler, Template};
+use crate::job::JobId;
+use crate::scheduler::{Command, Job, Lane, Scheduler, Template};
 use crate::status::{self, ClusterStatus};
 use crate::store::{Record, Store, StoreError};
 use crate::{ClusterConfig, Feature, JobStatus, Module, TaskError, TaskHandle};
@@ -322,7 +323,12 @@ impl Cluster {
         let (running, stopped) = watch::channel(());
         let status_addr = webui.map(|(listener, bound, url)| {
             tracing::info!(%url, "status endpoint");
-            status::serve(listener, commands.downgrade(), stopped);
+            let weak = commands.downgrade();
+            let ask: status::AskStatus = Arc::new(move |reply| {
+                weak.upgrade()
+                    .is_some_and(|commands| commands.send(Command::Status(reply)).is_ok())
+            });
+            status::serve(listener, ask, stopped);
             bound
         });
         let max_in_flight = config.max_in_flight.max(1);
@@ -405,7 +411,13 @@ impl Cluster {
         if self.commands.send(Command::Submit(Box::new(job))).is_err() {
             return TaskHandle::failed(TaskError::Cancelled);
         }
-        TaskHandle::new(rx, status_rx, (id, self.commands.downgrade()), encoding)
+        let weak = self.commands.downgrade();
+        let cancel = Box::new(move || {
+            if let Some(commands) = weak.upgrade() {
+                let _ = commands.send(Command::Cancel(id));
+            }
+        });
+        TaskHandle::new(rx, status_rx, cancel, encoding)
     }
 
     /// Runs `entry` on every item, keeping at most [`ClusterConfig::max_in_flight`]

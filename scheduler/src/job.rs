@@ -64,3 +64,33 @@ impl JobStatus {
         }
     }
 }
+
+/// A job's handle-side identity, unique in one process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) struct JobId(pub u64);
+
+/// A job's identity across scheduler restarts: the n-th submission of the same
+/// (module, entry, encoding, arguments). Written as 32 hex digits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) struct JobKey(pub [u8; 16]);
+
+impl std::fmt::Display for JobKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&hex::encode(self.0))
+    }
+}
+
+impl Serialize for JobKey {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for JobKey {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        let mut key = [0; 16];
+        hex::decode_to_slice(&text, &mut key).map_err(serde::de::Error::custom)?;
+        Ok(JobKey(key))
+    }
+}

@@ -3,6 +3,7 @@
 //! framework's `webui_url` (which `brine status` finds in the master's state).
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode};
@@ -12,9 +13,11 @@ use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use serde::{Deserialize, Serialize};
 use tokio::net::TcpListener;
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{oneshot, watch};
 
-use crate::scheduler::Command;
+/// Asks the scheduler's loop for its status (the answer comes on the sender); false
+/// once the loop has stopped.
+pub(crate) type AskStatus = Arc<dyn Fn(oneshot::Sender<ClusterStatus>) -> bool + Send + Sync>;
 
 /// The scheduler's view of its jobs and executors. More fields may come (it is
 /// `#[non_exhaustive]`); its JSON (`GET /status`) only gains fields.
@@ -88,13 +91,9 @@ pub struct ExecutorStatus {
 /// Serves `GET /status` on `listener` until the scheduler stops: until `stopped`'s
 /// sender is dropped, which the scheduler's task does when its loop ends (the last
 /// `Cluster` dropped, `shutdown`, `abandon`). Then the listener is closed (the port
-/// released) and open connections are cut. It holds only a weak sender, so it never
-/// keeps the scheduler alive.
-pub(crate) fn serve(
-    listener: TcpListener,
-    commands: mpsc::WeakUnboundedSender<Command>,
-    stopped: watch::Receiver<()>,
-) {
+/// released) and open connections are cut. `ask` must hold no strong reference to the
+/// loop, so that the endpoint never keeps the scheduler alive.
+pub(crate) fn serve(listener: TcpListener, ask: AskStatus, stopped: watch::Receiver<()>) {
     tokio::spawn(async move {
         let mut stop = stopped.clone();
         loop {
@@ -110,10 +109,10 @@ pub(crate) fn serve(
                     continue;
                 }
             };
-            let commands = commands.clone();
+            let ask = Arc::clone(&ask);
             let mut stop = stopped.clone();
             tokio::spawn(async move {
-                let service = service_fn(move |request| answer(request, commands.clone()));
+                let service = service_fn(move |request| answer(request, Arc::clone(&ask)));
                 let connection = hyper::server::conn::http1::Builder::new()
                     .serve_connection(TokioIo::new(stream), service);
                 tokio::select! {
@@ -127,7 +126,7 @@ pub(crate) fn serve(
 
 async fn answer(
     request: Request<Incoming>,
-    commands: mpsc::WeakUnboundedSender<Command>,
+    ask: AskStatus,
 ) -> Result<Response<Full<Bytes>>, std::convert::Infallible> {
     let reply = |status: StatusCode, content_type: &str, body: Vec<u8>| {
         let mut response = Response::new(Full::new(Bytes::from(body)));
@@ -147,9 +146,7 @@ async fn answer(
         );
     }
     let (tx, rx) = oneshot::channel();
-    let sent = commands
-        .upgrade()
-        .is_some_and(|commands| commands.send(Command::Status(tx)).is_ok());
+    let sent = ask(tx);
     if !sent {
         return reply(
             StatusCode::SERVICE_UNAVAILABLE,

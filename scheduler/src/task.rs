@@ -9,10 +9,14 @@ use std::task::{Context, Poll};
 use brine_proto::payload::{Encoding, ErrorKind};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{oneshot, watch};
 
 use crate::job::JobStatus;
-use crate::scheduler::{Command, JobId};
+
+/// Asks the scheduler to cancel one job. It must hold no strong reference to the
+/// scheduler's loop, which ends when the last `Cluster` goes, whatever handles are
+/// left.
+pub(crate) type Cancel = Box<dyn FnOnce() + Send + Sync>;
 
 /// Why a task produced no result.
 #[derive(Debug, Clone, PartialEq, thiserror::Error, Serialize, Deserialize)]
@@ -83,9 +87,8 @@ pub(crate) type Reply = oneshot::Sender<Result<Vec<u8>, TaskError>>;
 pub struct TaskHandle<R> {
     result: oneshot::Receiver<Result<Vec<u8>, TaskError>>,
     status: Option<watch::Receiver<JobStatus>>,
-    /// Where to send the cancellation; `None` once resolved. Weak: the scheduler's loop
-    /// ends when the last `Cluster` goes, whatever handles are left.
-    cancel: Option<(JobId, mpsc::WeakUnboundedSender<Command>)>,
+    /// Cancels the job; `None` once resolved.
+    cancel: Option<Cancel>,
     encoding: Encoding,
     _result: PhantomData<fn() -> R>,
 }
@@ -94,7 +97,7 @@ impl<R> TaskHandle<R> {
     pub(crate) fn new(
         result: oneshot::Receiver<Result<Vec<u8>, TaskError>>,
         status: watch::Receiver<JobStatus>,
-        cancel: (JobId, mpsc::WeakUnboundedSender<Command>),
+        cancel: Cancel,
         encoding: Encoding,
     ) -> Self {
         Self {
@@ -142,10 +145,8 @@ impl<R> TaskHandle<R> {
 
 impl<R> Drop for TaskHandle<R> {
     fn drop(&mut self) {
-        if let Some((job, commands)) = self.cancel.take()
-            && let Some(commands) = commands.upgrade()
-        {
-            let _ = commands.send(Command::Cancel(job));
+        if let Some(cancel) = self.cancel.take() {
+            cancel();
         }
     }
 }

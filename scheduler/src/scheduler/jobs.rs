@@ -7,7 +7,7 @@ use brine_proto::payload::Encoding;
 use sha2::{Digest, Sha256};
 use tokio::sync::watch;
 
-use super::{JobId, JobKey};
+use crate::job::{JobId, JobKey};
 use crate::store::StoredJob;
 use crate::task::Reply;
 use crate::{JobState, JobStatus, Module, TaskError};

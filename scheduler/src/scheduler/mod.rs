@@ -25,11 +25,11 @@ use brine_proto::mesos::v1::{
     AgentId, ExecutorId, Filters, FrameworkInfo, OfferId, TaskId, TaskInfo, offer,
 };
 use brine_proto::payload::{ExecutorMessage, Payload};
-use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::client::{Caller, Subscription};
 use crate::connection::{self, MasterAddr, Subscribed};
+use crate::job::JobId;
 use crate::lane::LaneEvent;
 use crate::status::{ClusterStatus, ExecutorStatus, JobCounts};
 use crate::store::{Record, State, Store};
@@ -43,36 +43,7 @@ use health::AgentHealth;
 pub(crate) use jobs::Job;
 use jobs::Jobs;
 
-/// A job's handle-side identity, unique in one process.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub(crate) struct JobId(pub u64);
-
-/// A job's identity across scheduler restarts: the n-th submission of the same
-/// (module, entry, encoding, arguments). Written as 32 hex digits.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub(crate) struct JobKey(pub [u8; 16]);
-
-impl std::fmt::Display for JobKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&hex::encode(self.0))
-    }
-}
-
-impl Serialize for JobKey {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(self)
-    }
-}
-
-impl<'de> Deserialize<'de> for JobKey {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let text = String::deserialize(d)?;
-        let mut key = [0; 16];
-        hex::decode_to_slice(&text, &mut key).map_err(serde::de::Error::custom)?;
-        Ok(JobKey(key))
-    }
-}
-
+/// What the handles (`Cluster`, `TaskHandle`, the status endpoint) ask of the loop.
 pub(crate) enum Command {
     Submit(Box<Job>),
     Cancel(JobId),

@@ -7,9 +7,10 @@ use brine_proto::mesos::v1::{Offer, OfferId, Resource, TaskId, TaskInfo};
 use brine_proto::payload::{ModuleRef, Payload, TaskSpec};
 use bytes::Bytes;
 
+use super::Scheduler;
 use super::jobs::Attempt;
-use super::{JobId, Scheduler};
 use crate::JobState;
+use crate::job::JobId;
 use crate::store::Record;
 
 /// Tolerance of the resource arithmetic (offers are decimals).

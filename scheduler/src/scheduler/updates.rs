@@ -9,7 +9,8 @@ use brine_proto::mesos::v1::task_status::Reason;
 use brine_proto::mesos::v1::{TaskState, TaskStatus};
 use brine_proto::payload::{ErrorKind, Payload, PayloadError, TaskOutcome};
 
-use super::{Job, JobKey, Scheduler};
+use super::{Job, Scheduler};
+use crate::job::JobKey;
 use crate::store::Record;
 use crate::{JobState, TaskError};
 

@@ -63,7 +63,7 @@ use base64::engine::general_purpose::STANDARD;
 use serde::{Deserialize, Serialize};
 
 use crate::TaskError;
-use crate::scheduler::JobKey;
+use crate::job::JobKey;
 pub use journal::StoreError;
 use journal::{Claimed, Durability, Journal};
 
