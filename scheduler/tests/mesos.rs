@@ -120,3 +120,52 @@ async fn closures_run_on_a_real_mesos_master() {
         "{id} still active after shutdown"
     );
 }
+
+/// The periodic reconciliation is implicit too in lease mode (so that leases no one uses
+/// are found and killed): on a real master its answers for the leases in use must
+/// leave them alone. Reconciling every second, a batch runs through, and no lease ends
+/// `TASK_KILLED` (idle ones go back `TASK_FINISHED`, over the lane).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs a real Apache Mesos master: make test-mesos MASTER=http://host:5050"]
+async fn periodic_reconciliation_leaves_live_leases_alone() {
+    let master = std::env::var(VAR)
+        .ok()
+        .filter(|m| !m.is_empty())
+        .unwrap_or_else(|| panic!("set {VAR}=http://host:5050 (or zk://…): make test-mesos"));
+    let bound = Duration::from_secs(300);
+    let config =
+        brine_scheduler::ClusterConfig::default().with_reconcile_interval(Duration::from_secs(1));
+    let cluster = tokio::time::timeout(bound, Cluster::connect_with(&master, config))
+        .await
+        .expect("connects in time")
+        .unwrap_or_else(|e| panic!("cannot subscribe to {master}: {e}"));
+    let failures = Module::from_bytes(brine_tests::example("failures"));
+    // Long enough for several reconciliations to pass while leases are in use.
+    let inputs: Vec<u64> = vec![50; 100];
+    let results: Vec<_> = tokio::time::timeout(
+        bound,
+        cluster.map(&failures, "spin", inputs).collect::<Vec<_>>(),
+    )
+    .await
+    .expect("batch in time");
+    assert_eq!(results.len(), 100);
+    for (_, result) in results {
+        let _: u64 = result.expect("spin succeeds");
+    }
+    let state = brine_tests::get_json(cluster.master_url(), "/master/state");
+    let ours = state["frameworks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["id"] == cluster.framework_id())
+        .expect("the framework is in /master/state")
+        .clone();
+    let killed: Vec<&serde_json::Value> = ours["completed_tasks"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|t| t["state"] == "TASK_KILLED")
+        .collect();
+    assert!(killed.is_empty(), "leases killed while in use: {killed:?}");
+    cluster.shutdown().await;
+}
