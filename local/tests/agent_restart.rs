@@ -363,6 +363,20 @@ async fn agent_restart_keeps_the_executor_and_its_tasks() {
         st["unacknowledged_status_updates"] == 0
     })
     .await;
+    // The re-subscribed executor takes new tasks.
+    s.launch(&[("c", "spin", "10")]).await;
+    let more = s
+        .updates_until(|u| {
+            state_of(u, "c")
+                .iter()
+                .any(|st| *st == "TASK_FINISHED" || *st == "TASK_ERROR")
+        })
+        .await;
+    assert_eq!(
+        state_of(&more, "c"),
+        ["TASK_RUNNING", "TASK_FINISHED"],
+        "{more:#?}"
+    );
     sigkill(pid);
 }
 
