@@ -70,9 +70,10 @@ test-mesos-protos:
 ## scheduler library (scheduler/examples/demo/). The runtime alone, without a cluster:
 ## `cargo run --release -p brine-executor --example runtime_demo`. One cargo invocation
 ## builds the executor and the demo, so both get one feature set and nothing is built
-## twice (two invocations resolved features differently and rebuilt much of the tree).
+## twice (two invocations resolved features differently and rebuilt much of the tree);
+## `--bins` because with a target flag cargo builds only the targets named.
 demo: examples
-	$(CARGO) build --release -p brine-executor -p brine-scheduler --example demo
+	$(CARGO) build --release -p brine-executor -p brine-scheduler --bins --example demo
 	$(TARGET_DIR)/release/examples/demo
 
 ## bench: the benchmark harness (bench/README.md), run as `brine bench`: table on

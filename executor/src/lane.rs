@@ -17,6 +17,7 @@
 
 use std::time::{Duration, Instant};
 
+use brine_http::Backoff;
 use brine_proto::lane::{FrameDecoder, LaneEndpoint, ToExecutor, ToScheduler, encode_frame};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -119,7 +120,7 @@ pub struct LaneLink<M> {
     /// The writer of a connection closed for want of a lease, until it has finished.
     closing: Option<oneshot::Receiver<()>>,
     last_id: u64,
-    backoff: Duration,
+    backoff: Backoff,
     retry_at: Option<Instant>,
     events: UnboundedSender<M>,
     wrap: fn(LaneEvent) -> M,
@@ -141,7 +142,7 @@ impl<M: Send + 'static> LaneLink<M> {
             conn: None,
             closing: None,
             last_id: 0,
-            backoff: FIRST_BACKOFF,
+            backoff: Backoff::new(FIRST_BACKOFF, MAX_BACKOFF),
             retry_at: None,
             events,
             wrap,
@@ -162,7 +163,7 @@ impl<M: Send + 'static> LaneLink<M> {
         }
         tracing::info!(addr = %endpoint.addr, "lane endpoint");
         self.endpoint = Some(endpoint);
-        self.backoff = FIRST_BACKOFF;
+        self.backoff.reset();
         self.retry_at = None;
         self.conn.take().is_some_and(|c| c.is_up())
     }
@@ -189,7 +190,7 @@ impl<M: Send + 'static> LaneLink<M> {
     pub fn poll(&mut self, now: Instant, wanted: bool) -> bool {
         if !wanted {
             self.retry_at = None;
-            self.backoff = FIRST_BACKOFF;
+            self.backoff.reset();
             return match self.conn.take() {
                 Some(mut c) => {
                     tracing::debug!(addr = %c.addr, "closing the lane: no lease held");
@@ -267,7 +268,7 @@ impl<M: Send + 'static> LaneLink<M> {
             (State::Handshake { .. }, ToExecutor::Welcome { ping_interval }) => {
                 tracing::info!(addr = %conn.addr, ?ping_interval, "lane connected");
                 conn.state = State::Up { ping_interval };
-                self.backoff = FIRST_BACKOFF;
+                self.backoff.reset();
                 None
             }
             (_, ToExecutor::Refused { reason }) => {
@@ -300,11 +301,10 @@ impl<M: Send + 'static> LaneLink<M> {
         };
         tracing::warn!(
             addr = %conn.addr,
-            retry_in = ?self.backoff,
+            retry_in = ?self.backoff.peek(),
             "lane connection lost: {reason}"
         );
-        self.retry_at = Some(now + self.backoff);
-        self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
+        self.retry_at = Some(now + self.backoff.next_wait());
         conn.is_up()
     }
 

@@ -11,6 +11,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use brine_http::{Backoff, Connector, Target};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
@@ -138,37 +139,31 @@ pub async fn serve_master(args: MasterArgs, ready: impl FnOnce(&str)) -> Result<
     Ok(())
 }
 
-/// The master as the agent reaches it.
+/// The master as the agent reaches it (plain HTTP, `brine-http`'s connections).
 #[derive(Clone)]
 struct MasterClient {
-    /// `host:port`.
-    authority: String,
+    master: Target,
 }
 
 impl MasterClient {
+    /// `http://host:port`; a bare `host:port` means `http://host:port`.
     fn new(url: &str) -> Result<MasterClient, ServeError> {
-        let uri: http::Uri = url
-            .parse()
-            .map_err(|e| ServeError::Standalone(format!("--master {url}: {e}")))?;
-        let authority = uri
-            .authority()
-            .map(|a| a.as_str().to_owned())
-            .ok_or_else(|| ServeError::Standalone(format!("--master {url}: no host")))?;
-        Ok(MasterClient { authority })
+        let master = if url.contains("://") {
+            Target::parse(url)
+        } else {
+            Target::parse(&format!("http://{url}"))
+        }
+        .map_err(|e| ServeError::Standalone(format!("--master {url}: {e}")))?;
+        Ok(MasterClient { master })
     }
 
     async fn post(&self, path: &str, body: &Value) -> Result<http::Response<Incoming>, String> {
-        let stream = tokio::net::TcpStream::connect(&self.authority)
+        let (mut sender, _driver) = Connector::plain()
+            .open::<Full<Bytes>>(&self.master)
             .await
-            .map_err(|e| format!("cannot connect to {}: {e}", self.authority))?;
-        let _ = stream.set_nodelay(true);
-        let (mut sender, connection) =
-            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
-                .await
-                .map_err(|e| e.to_string())?;
-        tokio::spawn(connection);
+            .map_err(|e| e.to_string())?;
         let request = http::Request::post(path)
-            .header(http::header::HOST, self.authority.as_str())
+            .header(http::header::HOST, self.master.host_header())
             .header(http::header::CONTENT_TYPE, "application/json")
             .body(Full::new(Bytes::from(body.to_string())))
             .map_err(|e| e.to_string())?;
@@ -329,14 +324,13 @@ fn registration(
 
 /// Registers until the master takes it, backing off up to 5 s between attempts.
 async fn register(master: &MasterClient, registration: &Registration) -> Link {
-    let mut backoff = Duration::from_millis(100);
+    let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
     loop {
         match Link::open(master, registration).await {
             Ok(link) => return link,
             Err(e) => tracing::warn!(error = %e, "cannot register with the master; retrying"),
         }
-        tokio::time::sleep(backoff).await;
-        backoff = (backoff * 2).min(Duration::from_secs(5));
+        tokio::time::sleep(backoff.next_wait()).await;
     }
 }
 
@@ -473,8 +467,15 @@ mod tests {
         assert_eq!(
             MasterClient::new("http://127.0.0.1:5050")
                 .unwrap()
-                .authority,
+                .master
+                .authority(),
             "127.0.0.1:5050"
         );
+        // A bare host:port is http://host:port.
+        assert_eq!(
+            MasterClient::new("m:5050").unwrap().master.to_string(),
+            "http://m:5050/"
+        );
+        assert!(MasterClient::new("http://u:p@m:5050").is_err());
     }
 }

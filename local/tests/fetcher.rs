@@ -1,4 +1,5 @@
-//! The fetcher against real files and a loopback HTTP server.
+//! The fetcher against real files and a loopback HTTP server (behind a TLS terminator
+//! for `https://`).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::io::Write;
@@ -6,7 +7,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use brine_local::agent::fetcher::{Fetched, fetch};
+use brine_local::agent::fetcher::{Fetched, fetch, fetch_with};
 use brine_proto::mesos::v1::command_info::Uri;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -198,4 +199,55 @@ async fn fetches_paths_files_http_archives_and_caches() {
             .contains("relative/x")
     );
     assert!(fetch(&uri("ftp://h/x"), &sandbox, &cache).await.is_err());
+}
+
+/// `https://` with the fetcher's own client (rustls), not `curl`: the server's
+/// certificate comes from a test CA only the fetcher is told to trust.
+#[tokio::test]
+async fn fetches_https_with_its_own_tls_client() {
+    let dir = tempfile::tempdir().unwrap();
+    let sandbox = dir.path().join("sandbox");
+    let cache = dir.path().join("cache");
+    std::fs::create_dir_all(&sandbox).unwrap();
+    let (addr, hits) = serve(vec![("/plain.txt", b"over https".to_vec())]).await;
+    let pki = brine_tests::tls::pki();
+    let tls = brine_tests::tls::terminator(&pki, addr).await;
+    let roots = vec![pki.ca_pem.clone().into_bytes()];
+
+    let url = format!("https://localhost:{}/plain.txt", tls.addr.port());
+    fetch_with(&uri(&url), &sandbox, &cache, &roots)
+        .await
+        .unwrap();
+    assert_eq!(
+        std::fs::read(sandbox.join("plain.txt")).unwrap(),
+        b"over https"
+    );
+    // A path-only redirect stays on https (and on the IP address the certificate names).
+    let redirect = format!("https://127.0.0.1:{}/redirect", tls.addr.port());
+    fetch_with(&uri(&redirect), &sandbox, &cache, &roots)
+        .await
+        .unwrap();
+    assert_eq!(
+        std::fs::read(sandbox.join("redirect")).unwrap(),
+        b"over https"
+    );
+    assert_eq!(hits.load(Ordering::SeqCst), 3);
+    assert_eq!(tls.handshakes(), 3);
+
+    // Without the test CA (only the Mozilla roots) the certificate is refused, and the
+    // error names the URI and says why.
+    let refused = fetch(&uri(&url), &sandbox, &cache)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(refused.contains(&url), "{refused}");
+    assert!(refused.contains("TLS handshake"), "{refused}");
+    assert!(refused.contains("UnknownIssuer"), "{refused}");
+    // A 404 over https is reported as over http.
+    let missing = format!("https://localhost:{}/missing.txt", tls.addr.port());
+    let missing = fetch_with(&uri(&missing), &sandbox, &cache, &roots)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(missing.contains("404"), "{missing}");
 }

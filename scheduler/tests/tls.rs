@@ -1,102 +1,19 @@
-//! `https://` masters: a real TLS terminator (tokio-rustls, a certificate from a test CA
-//! made with rcgen) in front of a real `brine-local` master, and `Cluster::connect_with`
+//! `https://` masters: a real TLS terminator (`brine_tests::tls`: tokio-rustls, a
+//! certificate from a test CA made with rcgen) in front of a real `brine-local` master, and `Cluster::connect_with`
 //! over it: SUBSCRIBE and every call through TLS, the CA given as an extra root; refused
 //! without it; and a plain-HTTP master's `307` sending the scheduler to the `https` one.
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
 mod common;
 
+use brine_tests::tls::{Pki, pki, terminator};
 use brine_tests::{bounded, init_tracing};
 use std::net::SocketAddr;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use brine_scheduler::client::ClientError;
 use brine_scheduler::{Cluster, ClusterConfig, ClusterError, Module};
-use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
-
-/// A CA and a server certificate it signed for `localhost` and `127.0.0.1`.
-struct Pki {
-    ca_pem: String,
-    cert: CertificateDer<'static>,
-    key: PrivateKeyDer<'static>,
-}
-
-fn pki() -> Pki {
-    let ca_key = rcgen::KeyPair::generate().unwrap();
-    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params
-        .distinguished_name
-        .push(rcgen::DnType::CommonName, "brine test CA");
-    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    let ca_cert = ca_params.self_signed(&ca_key).unwrap();
-    let issuer = rcgen::Issuer::new(ca_params, ca_key);
-    let key = rcgen::KeyPair::generate().unwrap();
-    let params =
-        rcgen::CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
-            .unwrap();
-    let cert = params.signed_by(&key, &issuer).unwrap();
-    Pki {
-        ca_pem: ca_cert.pem(),
-        cert: cert.der().clone(),
-        key: PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der())),
-    }
-}
-
-/// A TLS terminator: accepts TLS on a loopback port and relays the bytes to
-/// `upstream`, counting completed handshakes.
-struct Terminator {
-    addr: SocketAddr,
-    handshakes: Arc<AtomicUsize>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for Terminator {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
-async fn terminator(pki: &Pki, upstream: SocketAddr) -> Terminator {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_no_client_auth()
-        .with_single_cert(vec![pki.cert.clone()], pki.key.clone_key())
-        .unwrap();
-    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let handshakes = Arc::new(AtomicUsize::new(0));
-    let count = Arc::clone(&handshakes);
-    let task = tokio::spawn(async move {
-        loop {
-            let Ok((stream, _)) = listener.accept().await else {
-                continue;
-            };
-            let acceptor = acceptor.clone();
-            let count = Arc::clone(&count);
-            tokio::spawn(async move {
-                let Ok(mut tls) = acceptor.accept(stream).await else {
-                    return;
-                };
-                count.fetch_add(1, Ordering::SeqCst);
-                let Ok(mut plain) = TcpStream::connect(upstream).await else {
-                    return;
-                };
-                let _ = tokio::io::copy_bidirectional(&mut tls, &mut plain).await;
-            });
-        }
-    });
-    Terminator {
-        addr,
-        handshakes,
-        task,
-    }
-}
+use tokio::net::TcpListener;
 
 /// A plain-HTTP "master" that answers every request with a `307` to `location`, as a
 /// non-leading Mesos master does.
@@ -159,7 +76,7 @@ async fn a_task_runs_through_an_https_master() {
     assert_eq!(common::sum(&cluster, "1 2 3").await, 6);
     // SUBSCRIBE on one TLS connection, the calls (ACCEPT, ACKNOWLEDGE…) on a second,
     // kept one.
-    let handshakes = tls.handshakes.load(Ordering::SeqCst);
+    let handshakes = tls.handshakes();
     assert_eq!(handshakes, 2, "{handshakes} TLS connections");
     bounded("cluster shutdown", cluster.shutdown()).await;
     bounded("local shutdown", local.shutdown()).await;
@@ -229,7 +146,7 @@ async fn a_redirect_may_switch_to_https() {
         .await
         .expect("hello succeeds");
     assert_eq!(greeting, "hello world");
-    assert!(tls.handshakes.load(Ordering::SeqCst) >= 2);
+    assert!(tls.handshakes() >= 2);
     bounded("cluster shutdown", cluster.shutdown()).await;
     task.abort();
     bounded("local shutdown", local.shutdown()).await;

@@ -9,6 +9,8 @@
 //!   with bounded timeouts — never with sleeps.
 //! - [`lease_task`], [`LaneServer`], [`LaneConn`]: the scheduler's side of the closure
 //!   lane (`brine_proto::lane`), played by the test over real TCP.
+//! - `tls` (feature `tls`): a test CA and a TLS terminator in front of any plain
+//!   server.
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)] // test helpers
 
 use std::path::{Path, PathBuf};
@@ -35,6 +37,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::Notify;
+
+#[cfg(feature = "tls")]
+pub mod tls;
 
 /// The default bound on any wait.
 pub const WAIT: Duration = Duration::from_secs(30);

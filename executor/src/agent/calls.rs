@@ -74,14 +74,9 @@ impl CallSender {
         }
     }
 
+    /// A new call connection; it lives as long as its sender.
     async fn open(&self) -> Result<SendRequest<Full<Bytes>>, LinkError> {
-        let io = self.link.connect().await?;
-        let (sender, connection) = hyper::client::conn::http1::handshake(io).await?;
-        tokio::spawn(async move {
-            if let Err(e) = connection.await {
-                tracing::debug!(error = %e, "call connection ended");
-            }
-        });
+        let (sender, _driver) = self.link.open().await?;
         Ok(sender)
     }
 }

@@ -8,18 +8,22 @@
 //!   `202 Accepted`.
 //!
 //! Requests carry `Content-Type` and `Accept: application/x-protobuf`, and
-//! `Authorization: Bearer <token>` when the agent gave one.
+//! `Authorization: Bearer <token>` when the agent gave one. Connections are
+//! `brine-http`'s (plain `http://`: the agent's executor API has no TLS here).
 
 mod calls;
 mod stream;
 
 use std::time::Duration;
 
+use brine_http::{ConnectError, Connector, Target};
 use brine_proto::codec::{self, ContentType};
 use brine_proto::mesos::v1::executor::Call;
 use bytes::Bytes;
 use http::{HeaderValue, Method, Request, header};
 use http_body_util::Full;
+use hyper::client::conn::http1::SendRequest;
+use tokio::task::JoinHandle;
 
 pub use self::calls::CallSender;
 pub use self::stream::EventStream;
@@ -68,6 +72,8 @@ impl LinkError {
 #[derive(Clone)]
 pub struct AgentLink {
     endpoint: String,
+    /// `http://<endpoint>/api/v1/executor`.
+    target: Target,
     authorization: Option<HeaderValue>,
 }
 
@@ -84,9 +90,12 @@ impl std::fmt::Debug for AgentLink {
 }
 
 impl AgentLink {
-    /// A link to the agent at `endpoint` (`host:port`). A token that cannot be an
-    /// HTTP header value is refused.
+    /// A link to the agent at `endpoint` (`host:port`). An endpoint that is no
+    /// `host:port`, or a token that cannot be an HTTP header value, is refused.
     pub fn new(endpoint: impl Into<String>, token: Option<&str>) -> Result<Self, LinkError> {
+        let endpoint = endpoint.into();
+        let target = Target::parse(&format!("http://{endpoint}{EXECUTOR_API_PATH}"))
+            .map_err(|e| LinkError::Request(format!("MESOS_AGENT_ENDPOINT {endpoint:?}: {e}")))?;
         let authorization = match token {
             Some(token) => {
                 let mut value =
@@ -102,7 +111,8 @@ impl AgentLink {
             None => None,
         };
         Ok(Self {
-            endpoint: endpoint.into(),
+            endpoint,
+            target,
             authorization,
         })
     }
@@ -138,18 +148,24 @@ impl AgentLink {
             .map_err(|e| LinkError::Request(e.to_string()))
     }
 
-    async fn connect(&self) -> Result<hyper_util::rt::TokioIo<tokio::net::TcpStream>, LinkError> {
-        let connect = tokio::net::TcpStream::connect(self.endpoint.as_str());
-        let stream = tokio::time::timeout(CONNECT_TIMEOUT, connect)
+    /// A new HTTP/1.1 connection to the agent: the sender, and the task driving the
+    /// connection (aborting it closes the connection).
+    async fn open(&self) -> Result<(SendRequest<Full<Bytes>>, JoinHandle<()>), LinkError> {
+        let connector = Connector::plain();
+        tokio::time::timeout(CONNECT_TIMEOUT, connector.open(&self.target))
             .await
             .map_err(|_| LinkError::ConnectTimeout(self.endpoint.clone()))?
-            .map_err(|source| LinkError::Connect {
-                endpoint: self.endpoint.clone(),
-                source,
-            })?;
-        // Small requests and events: send them at once.
-        let _ = stream.set_nodelay(true);
-        Ok(hyper_util::rt::TokioIo::new(stream))
+            .map_err(|e| match e {
+                ConnectError::Connect { source, .. } => LinkError::Connect {
+                    endpoint: self.endpoint.clone(),
+                    source,
+                },
+                ConnectError::Http { source, .. } => LinkError::Http(source),
+                // TLS cases: never for an `http://` target.
+                e @ (ConnectError::TlsUnavailable { .. }
+                | ConnectError::ServerName { .. }
+                | ConnectError::Tls { .. }) => LinkError::Request(e.to_string()),
+            })
     }
 }
 

@@ -31,13 +31,7 @@ impl std::fmt::Debug for EventStream {
 }
 
 pub(super) async fn subscribe(link: &AgentLink, call: &Call) -> Result<EventStream, LinkError> {
-    let io = link.connect().await?;
-    let (mut sender, connection) = hyper::client::conn::http1::handshake(io).await?;
-    let connection = tokio::spawn(async move {
-        if let Err(e) = connection.await {
-            tracing::debug!(error = %e, "subscription connection ended");
-        }
-    });
+    let (mut sender, connection) = link.open().await?;
     let response = sender.send_request(link.request(call)?).await?;
     let status = response.status();
     if status != StatusCode::OK {

@@ -1,9 +1,12 @@
 //! The fetcher: brings `CommandInfo.uris` into the sandbox before the executor starts,
 //! as Mesos's `mesos-fetcher` does.
 //!
-//! - Sources: absolute plain paths, `file://` URIs, `http://` (built-in client, follows
-//!   redirects) and `https://` (through the `curl` program, as Mesos uses libcurl).
-//!   Relative paths are refused (Mesos needs `--frameworks_home` for them).
+//! - Sources: absolute plain paths, `file://` URIs, and `http://` and `https://` with the
+//!   built-in client (`brine-http`: rustls for `https`, trusting the Mozilla root set
+//!   and the PEM bundle `$SSL_CERT_FILE` names, which curl, and so Mesos's fetcher,
+//!   honours too; [`fetch_with`] adds roots). Redirects are followed, at most [`MAX_REDIRECTS`], and
+//!   may switch between `http` and `https`. Relative paths are refused (Mesos needs
+//!   `--frameworks_home` for them).
 //! - The file is named by `output_file` when set, else by the URI's last path component.
 //! - `executable`: mode 0755, no extraction. Otherwise, unless `extract` is false,
 //!   `.tar`, `.tar.gz`, `.tgz` and `.zip` are extracted into the sandbox (the archive
@@ -16,6 +19,7 @@ use std::io;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Component, Path, PathBuf};
 
+use brine_http::{Connector, Scheme, Target};
 use brine_proto::mesos::v1::command_info::Uri;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty};
@@ -43,6 +47,9 @@ pub enum Fetched {
     FromCache,
 }
 
+/// Most redirects followed for one URI.
+pub const MAX_REDIRECTS: usize = 10;
+
 /// Fetches every URI into `sandbox`, in order; stops at the first failure.
 pub async fn fetch_all(
     uris: &[Uri],
@@ -56,8 +63,35 @@ pub async fn fetch_all(
     Ok(out)
 }
 
-/// Fetches one URI into `sandbox`.
+/// Fetches one URI into `sandbox`; `https://` trusts the Mozilla root set and the
+/// bundle `$SSL_CERT_FILE` names, if any.
 pub async fn fetch(uri: &Uri, sandbox: &Path, cache_dir: &Path) -> Result<Fetched, FetchError> {
+    let extra_roots = match std::env::var_os("SSL_CERT_FILE") {
+        Some(file) if uri.value.starts_with("https://") => {
+            let bundle = fs::read(&file).map_err(|e| {
+                err(
+                    &uri.value,
+                    format!(
+                        "cannot read $SSL_CERT_FILE {}: {e}",
+                        Path::new(&file).display()
+                    ),
+                )
+            })?;
+            vec![bundle]
+        }
+        _ => Vec::new(),
+    };
+    fetch_with(uri, sandbox, cache_dir, &extra_roots).await
+}
+
+/// [`fetch`], trusting `extra_roots` (PEM texts of `CERTIFICATE`s: a private CA, a
+/// self-signed server) for `https://` on top of the Mozilla root set.
+pub async fn fetch_with(
+    uri: &Uri,
+    sandbox: &Path,
+    cache_dir: &Path,
+    extra_roots: &[Vec<u8>],
+) -> Result<Fetched, FetchError> {
     let value = uri.value.as_str();
     let name = match &uri.output_file {
         Some(name) => name.clone(),
@@ -78,13 +112,13 @@ pub async fn fetch(uri: &Uri, sandbox: &Path, cache_dir: &Path) -> Result<Fetche
         } else {
             fs::create_dir_all(cache_dir).map_err(|e| err(value, e))?;
             let partial = cached.with_extension(format!("partial-{}", uuid::Uuid::new_v4()));
-            download(value, &partial).await?;
+            download(value, &partial, extra_roots).await?;
             fs::rename(&partial, &cached).map_err(|e| err(value, e))?;
             place(&cached, &destination, true).map_err(|e| err(value, e))?;
             Fetched::Downloaded
         }
     } else {
-        download(value, &destination).await?;
+        download(value, &destination, extra_roots).await?;
         Fetched::Downloaded
     };
 
@@ -132,12 +166,11 @@ fn safe_join(base: &Path, relative: &str) -> Option<PathBuf> {
     }
 }
 
-async fn download(value: &str, to: &Path) -> Result<(), FetchError> {
+async fn download(value: &str, to: &Path, extra_roots: &[Vec<u8>]) -> Result<(), FetchError> {
     if let Some((scheme, rest)) = value.split_once("://") {
         match scheme.to_ascii_lowercase().as_str() {
             "file" => copy_local(value, Path::new(rest), to),
-            "http" => http_get(value, to).await,
-            "https" => curl(value, to).await,
+            "http" | "https" => http_get(value, to, extra_roots).await,
             other => Err(err(value, format!("unsupported URI scheme '{other}'"))),
         }
     } else if Path::new(value).is_absolute() {
@@ -183,54 +216,40 @@ fn place(from: &Path, to: &Path, link: bool) -> io::Result<()> {
     fs::copy(from, to).map(|_| ())
 }
 
-async fn http_get(value: &str, to: &Path) -> Result<(), FetchError> {
-    let mut url = value.to_owned();
-    for _ in 0..10 {
-        let uri: http::Uri = url.parse().map_err(|e| err(value, e))?;
-        let host = uri
-            .host()
-            .ok_or_else(|| err(value, "no host in URL"))?
-            .to_owned();
-        let port = uri.port_u16().unwrap_or(80);
-        let stream = tokio::net::TcpStream::connect((host.trim_matches(['[', ']']), port))
-            .await
-            .map_err(|e| err(value, format!("cannot connect to {host}:{port}: {e}")))?;
-        let (mut sender, connection) =
-            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
-                .await
-                .map_err(|e| err(value, e))?;
-        let driver = tokio::spawn(connection);
-        let path = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
-        let authority = uri
-            .authority()
-            .map(|a| a.as_str())
-            .unwrap_or(&host)
-            .to_owned();
-        let request = http::Request::get(path)
-            .header(http::header::HOST, authority.as_str())
+/// GETs `value` into `to`, following redirects (which may switch between `http` and
+/// `https`). The TLS configuration is built at the first `https` URL.
+async fn http_get(value: &str, to: &Path, extra_roots: &[Vec<u8>]) -> Result<(), FetchError> {
+    let mut target = Target::parse(value).map_err(|e| err(value, e))?;
+    let mut connector = Connector::plain();
+    for _ in 0..=MAX_REDIRECTS {
+        if target.scheme() == Scheme::Https && !connector.has_tls() {
+            connector = Connector::with_tls(extra_roots)
+                .map_err(|e| err(value, format!("cannot fetch {target}: {e}")))?;
+        }
+        let (mut sender, driver) = connector.open(&target).await.map_err(|e| err(value, e))?;
+        let request = http::Request::get(target.path())
+            .header(http::header::HOST, target.host_header())
             .header(http::header::USER_AGENT, "brine-local-fetcher")
             .body(Empty::<Bytes>::new())
             .map_err(|e| err(value, e))?;
         let response = sender
             .send_request(request)
             .await
-            .map_err(|e| err(value, e))?;
+            .map_err(|e| err(value, format!("GET {target}: {e}")))?;
         let status = response.status();
         if status.is_redirection() {
+            driver.abort();
             let location = response
                 .headers()
                 .get(http::header::LOCATION)
                 .and_then(|l| l.to_str().ok())
                 .ok_or_else(|| err(value, format!("redirect {status} without Location")))?;
-            url = if location.starts_with("http://") || location.starts_with("https://") {
-                location.to_owned()
-            } else {
-                format!("http://{authority}{location}")
-            };
-            driver.abort();
-            if url.starts_with("https://") {
-                return curl(&url, to).await;
-            }
+            target = target.redirect(location).map_err(|e| {
+                err(
+                    value,
+                    format!("redirect {status} to an unusable Location: {e}"),
+                )
+            })?;
             continue;
         }
         if status != http::StatusCode::OK {
@@ -261,35 +280,7 @@ async fn http_get(value: &str, to: &Path) -> Result<(), FetchError> {
         driver.abort();
         return Ok(());
     }
-    Err(err(value, "too many redirects"))
-}
-
-async fn curl(value: &str, to: &Path) -> Result<(), FetchError> {
-    let output = tokio::process::Command::new("curl")
-        .args([
-            "--silent",
-            "--show-error",
-            "--fail",
-            "--location",
-            "--output",
-        ])
-        .arg(to)
-        .arg(value)
-        .output()
-        .await
-        .map_err(|e| err(value, format!("cannot run curl for https: {e}")))?;
-    if output.status.success() {
-        Ok(())
-    } else {
-        Err(err(
-            value,
-            format!(
-                "curl failed ({}): {}",
-                output.status,
-                String::from_utf8_lossy(&output.stderr).trim()
-            ),
-        ))
-    }
+    Err(err(value, format!("more than {MAX_REDIRECTS} redirects")))
 }
 
 /// Extracts a recognised archive into `into`; other files are left alone.

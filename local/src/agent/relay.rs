@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use brine_http::Backoff;
 use brine_proto::mesos::v1::{
     ContainerId, ContainerStatus, FrameworkId, NetworkInfo, TaskState, TaskStatus, network_info,
 };
@@ -119,12 +120,14 @@ impl Inner {
             status: head,
         });
         let weak = Arc::downgrade(self);
-        let mut interval = self.config.status_update_retry_interval;
-        let max = self.config.status_update_retry_interval_max;
+        let mut backoff = Backoff::new(
+            self.config.status_update_retry_interval,
+            self.config.status_update_retry_interval_max,
+        );
         let timer_key = key.clone();
         let handle = tokio::spawn(async move {
             loop {
-                tokio::time::sleep(interval).await;
+                tokio::time::sleep(backoff.next_wait()).await;
                 let Some(inner) = weak.upgrade() else { return };
                 let st = inner.lock();
                 let Some(head) = st.updates.head_with_uuid(&timer_key, &uuid) else {
@@ -138,7 +141,6 @@ impl Inner {
                     status: head.clone(),
                 });
                 drop(st);
-                interval = (interval * 2).min(max);
             }
         });
         st.updates.set_retry(&key, handle);

@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use brine_http::Connector;
 use brine_proto::mesos::v1::scheduler::Call;
 use bytes::Bytes;
 use http::StatusCode;
@@ -11,7 +12,6 @@ use http_body_util::Full;
 use hyper::client::conn::http1::SendRequest;
 use tokio::sync::Mutex;
 
-use super::tls::TlsConnector;
 use super::{ClientConfig, ClientError, Endpoint, call_name, refusal};
 
 /// Sends calls on behalf of one subscription (its stream id goes on every call).
@@ -24,8 +24,8 @@ struct Inner {
     endpoint: Endpoint,
     stream_id: String,
     config: ClientConfig,
-    /// Built by SUBSCRIBE when the master is `https`.
-    tls: Option<TlsConnector>,
+    /// Set up by SUBSCRIBE (with TLS when the master is `https`).
+    connector: Connector,
     /// The open call connection, if any; calls take turns on it.
     connection: Mutex<Option<SendRequest<Full<Bytes>>>>,
 }
@@ -36,7 +36,7 @@ impl std::fmt::Debug for Inner {
             .field("endpoint", &self.endpoint)
             .field("stream_id", &self.stream_id)
             .field("config", &self.config)
-            .field("tls", &self.tls.is_some())
+            .field("tls", &self.connector.has_tls())
             .finish()
     }
 }
@@ -46,14 +46,14 @@ impl Caller {
         endpoint: Endpoint,
         stream_id: String,
         config: ClientConfig,
-        tls: Option<TlsConnector>,
+        connector: Connector,
     ) -> Self {
         Self {
             inner: Arc::new(Inner {
                 endpoint,
                 stream_id,
                 config,
-                tls,
+                connector,
                 connection: Mutex::new(None),
             }),
         }
@@ -107,19 +107,14 @@ impl Caller {
         result
     }
 
+    /// A new call connection; it lives as long as its sender.
     async fn open(&self) -> Result<SendRequest<Full<Bytes>>, ClientError> {
-        let config = &self.inner.config;
-        let io = self
+        let timeout = self.inner.config.request_timeout;
+        let (sender, _driver) = self
             .inner
             .endpoint
-            .connect(config.request_timeout, self.inner.tls.as_ref())
+            .open(timeout, &self.inner.connector)
             .await?;
-        let (sender, connection) = hyper::client::conn::http1::handshake(io).await?;
-        tokio::spawn(async move {
-            if let Err(e) = connection.await {
-                tracing::debug!(error = %e, "call connection ended");
-            }
-        });
         Ok(sender)
     }
 }

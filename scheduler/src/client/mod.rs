@@ -6,31 +6,26 @@
 //! `307` to the leader) and hands back a [`Caller`] for the second, which sends the
 //! `Mesos-Stream-Id` the master gave the subscription.
 //!
-//! Masters are `http://` or `https://` (rustls, see `tls.rs`; `https://` needs the
-//! `tls` feature, without it [`ClientError::TlsDisabled`]); with a [`Credential`]
-//! every request carries `Authorization: Basic …`, as Mesos's HTTP basic authenticatee
-//! does for a master run with `--authenticate_http_frameworks`.
+//! Masters are `http://` or `https://` (`https://` needs the `tls` feature, without it
+//! [`ClientError::TlsDisabled`]); with a [`Credential`] every request carries
+//! `Authorization: Basic …`, as Mesos's HTTP basic authenticatee does for a master run
+//! with `--authenticate_http_frameworks`. Connections, TLS (rustls; the trusted roots
+//! are the Mozilla set plus [`ClientConfig::extra_root_certificates`], with no option to
+//! skip verification), the resolution of redirects and the `Basic` header are
+//! `brine-http`'s.
 
 mod calls;
 mod stream;
-#[cfg(feature = "tls")]
-mod tls;
-#[cfg(not(feature = "tls"))]
-#[path = "no_tls.rs"]
-mod tls;
 
 use std::time::Duration;
 
-use base64::Engine;
+use brine_http::{ConnectError, Connector, Target, UrlError, UrlProblem};
 use brine_proto::mesos::v1::scheduler::{Call, call};
 use bytes::Bytes;
-use http::{HeaderValue, StatusCode, Uri};
+use http::{HeaderValue, StatusCode};
 use http_body_util::{BodyExt, Full};
-use hyper_util::rt::TokioIo;
-use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::net::TcpStream;
-
-use tls::TlsConnector;
+use hyper::client::conn::http1::SendRequest;
+use tokio::task::JoinHandle;
 
 pub use calls::Caller;
 pub use stream::{Subscription, subscribe};
@@ -144,10 +139,8 @@ impl Credential {
     /// basic authenticator splits the decoded text on `:` and wants exactly two parts,
     /// so a principal or secret holding `:` can never authenticate.
     fn authorization(&self) -> Result<HeaderValue, ClientError> {
-        let token = base64::engine::general_purpose::STANDARD
-            .encode(format!("{}:{}", self.principal, self.secret));
-        // Base64 is always a valid header value; the error path is only for the type.
-        HeaderValue::from_str(&format!("Basic {token}")).map_err(|e| ClientError::Request(e.into()))
+        brine_http::basic_authorization(&self.principal, &self.secret)
+            .map_err(|e| ClientError::Request(e.into()))
     }
 }
 
@@ -272,31 +265,8 @@ fn unauthorized_message(call: &str, principal: Option<&str>, challenge: &str) ->
     }
 }
 
-/// `http` or `https`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Scheme {
-    /// Plain HTTP.
-    Http,
-    /// HTTP over TLS (the `tls` feature).
-    Https,
-}
-
-impl Scheme {
-    /// `"http"` or `"https"`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Scheme::Http => "http",
-            Scheme::Https => "https",
-        }
-    }
-
-    fn default_port(self) -> u16 {
-        match self {
-            Scheme::Http => 80,
-            Scheme::Https => 443,
-        }
-    }
-}
+/// `http` or `https` (`brine-http`'s).
+pub use brine_http::Scheme;
 
 /// Where a master's scheduler API is.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -311,47 +281,30 @@ pub struct Endpoint {
     pub path: String,
 }
 
-/// One connection's byte stream, plain or TLS, behind one type so hyper's connection
-/// type does not depend on the scheme.
-trait Io: AsyncRead + AsyncWrite + Send + Unpin {}
-impl<T: AsyncRead + AsyncWrite + Send + Unpin> Io for T {}
-type Stream = TokioIo<Box<dyn Io>>;
-
 impl Endpoint {
     /// Parses `http(s)://host:port[/path]`; an empty path means [`SCHEDULER_PATH`].
     pub fn parse(address: &str) -> Result<Endpoint, ClientError> {
-        let bad = |reason: &str| ClientError::Address {
-            address: address.to_owned(),
-            reason: reason.to_owned(),
+        let target = Target::parse(address).map_err(|e| address_error(address, e))?;
+        Ok(Endpoint::from_target(&target))
+    }
+
+    fn from_target(target: &Target) -> Endpoint {
+        let path = match target.path() {
+            "" | "/" => SCHEDULER_PATH,
+            path => path,
         };
-        let uri: Uri = address
-            .parse()
-            .map_err(|e: http::uri::InvalidUri| bad(&e.to_string()))?;
-        let scheme = match uri.scheme_str() {
-            Some("http") => Scheme::Http,
-            Some("https") => Scheme::Https,
-            Some(other) => return Err(bad(&format!("scheme {other} is not supported"))),
-            None => return Err(bad("no scheme (expected http(s)://host:port)")),
-        };
-        let authority = uri.authority().ok_or_else(|| bad("no host"))?;
-        if authority.as_str().contains('@') {
-            // Userinfo would be silently dropped: credentials go in ClientConfig.
-            return Err(bad(
-                "user:password@ in the URL is not supported (use a credential)",
-            ));
+        Endpoint {
+            scheme: target.scheme(),
+            authority: target.authority(),
+            host: target.host().to_owned(),
+            path: path.to_owned(),
         }
-        let port = authority.port_u16().unwrap_or(scheme.default_port());
-        let path = match uri.path_and_query().map(|p| p.as_str()) {
-            None | Some("") | Some("/") => SCHEDULER_PATH.to_owned(),
-            Some(p) => p.to_owned(),
-        };
-        let host = authority.host().to_owned();
-        Ok(Endpoint {
-            scheme,
-            authority: format!("{host}:{port}"),
-            host,
-            path,
-        })
+    }
+
+    /// The endpoint as `brine-http` reaches it.
+    fn target(&self) -> Result<Target, ClientError> {
+        let url = format!("{}://{}{}", self.scheme, self.authority, self.path);
+        Target::parse(&url).map_err(|e| address_error(&url, e))
     }
 
     /// `scheme://host:port` (no path).
@@ -359,52 +312,28 @@ impl Endpoint {
         format!("{}://{}", self.scheme.as_str(), self.authority)
     }
 
-    /// Resolves a `Location` header against this endpoint. Mesos sends
-    /// `//host:port/path` (scheme-relative: the scheme stays, so an `https` master's
-    /// redirect stays `https`); an absolute `http(s)://` location may change it.
+    /// Resolves a `Location` header against this endpoint (`brine-http`'s
+    /// [`Target::redirect`]). Mesos sends `//host:port/path` (scheme-relative: the
+    /// scheme stays, so an `https` master's redirect stays `https`); an absolute
+    /// `http(s)://` location may change it.
     fn redirect(&self, location: &str) -> Option<Endpoint> {
-        if let Some(rest) = location.strip_prefix("//") {
-            Endpoint::parse(&format!("{}://{rest}", self.scheme.as_str())).ok()
-        } else if location.starts_with('/') {
-            Some(Endpoint {
-                path: location.to_owned(),
-                ..self.clone()
-            })
-        } else {
-            Endpoint::parse(location).ok()
-        }
+        let next = self.target().ok()?.redirect(location).ok()?;
+        Some(Endpoint::from_target(&next))
     }
 
-    /// A connection to the master: TCP, then TLS for `https` (with `tls`, which the
-    /// caller builds once; [`ClientError::TlsSetup`] if it is missing).
-    async fn connect(
+    /// A connection to the master (TCP, then TLS for `https` with `connector`, which
+    /// the caller sets up once: [`ensure_tls`]) with HTTP/1.1 on it: the sender, and
+    /// the task driving the connection.
+    async fn open(
         &self,
         timeout: Duration,
-        tls: Option<&TlsConnector>,
-    ) -> Result<Stream, ClientError> {
-        let connect = async {
-            let stream = TcpStream::connect(self.authority.as_str())
-                .await
-                .map_err(|source| ClientError::Connect {
-                    authority: self.authority.clone(),
-                    source,
-                })?;
-            // Calls are small and latency-bound.
-            let _ = stream.set_nodelay(true);
-            let io: Box<dyn Io> = match self.scheme {
-                Scheme::Http => Box::new(stream),
-                Scheme::Https => {
-                    let tls = tls.ok_or_else(|| {
-                        ClientError::TlsSetup("no TLS configuration for an https master".into())
-                    })?;
-                    Box::new(tls::handshake(tls, &self.host, &self.authority, stream).await?)
-                }
-            };
-            Ok(TokioIo::new(io))
-        };
-        tokio::time::timeout(timeout, connect)
+        connector: &Connector,
+    ) -> Result<(SendRequest<Full<Bytes>>, JoinHandle<()>), ClientError> {
+        let target = self.target()?;
+        tokio::time::timeout(timeout, connector.open(&target))
             .await
             .map_err(|_| ClientError::Timeout(timeout))?
+            .map_err(ClientError::from)
     }
 
     fn request(
@@ -428,16 +357,63 @@ impl Endpoint {
     }
 }
 
-/// The TLS connector for `endpoint` if it is `https` and none was built yet.
+/// An address that is no usable URL, in the client's words.
+fn address_error(address: &str, e: UrlError) -> ClientError {
+    let reason = match e.problem {
+        // Credentials have their own place.
+        UrlProblem::UserInfo => {
+            "user:password@ in the URL is not supported (use a credential)".to_owned()
+        }
+        problem => problem.to_string(),
+    };
+    ClientError::Address {
+        address: address.to_owned(),
+        reason,
+    }
+}
+
+impl From<ConnectError> for ClientError {
+    fn from(e: ConnectError) -> ClientError {
+        match e {
+            ConnectError::Connect { authority, source } => {
+                ClientError::Connect { authority, source }
+            }
+            ConnectError::TlsUnavailable { authority } => ClientError::TlsDisabled { authority },
+            ConnectError::ServerName {
+                authority,
+                host,
+                reason,
+            } => ClientError::Address {
+                address: authority,
+                reason: format!("{host} is not a valid TLS server name: {reason}"),
+            },
+            ConnectError::Tls { authority, source } => ClientError::Tls { authority, source },
+            ConnectError::Http { source, .. } => ClientError::Http(source),
+        }
+    }
+}
+
+/// Sets `connector` up for TLS if `endpoint` is `https` and it is not yet (the roots
+/// are parsed once per subscription). Whether `https` is possible is this crate's
+/// `tls` feature, whatever features `brine-http` has in the build.
 fn ensure_tls(
     endpoint: &Endpoint,
-    tls: &mut Option<TlsConnector>,
+    connector: &mut Connector,
     config: &ClientConfig,
 ) -> Result<(), ClientError> {
-    if endpoint.scheme == Scheme::Https && tls.is_none() {
+    if endpoint.scheme == Scheme::Https && !connector.has_tls() {
         #[cfg(feature = "tls")]
         {
-            *tls = Some(tls::connector(config)?);
+            *connector =
+                Connector::with_tls(&config.extra_root_certificates).map_err(|e| match e {
+                    brine_http::TlsError::RootCertificate { index, reason } => {
+                        ClientError::RootCertificate { index, reason }
+                    }
+                    brine_http::TlsError::Setup(reason) => ClientError::TlsSetup(reason),
+                    brine_http::TlsError::Disabled => ClientError::TlsDisabled {
+                        authority: endpoint.authority.clone(),
+                    },
+                })?;
         }
         #[cfg(not(feature = "tls"))]
         {

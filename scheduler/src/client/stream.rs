@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use brine_http::Connector;
 use brine_proto::mesos::v1::scheduler::{Call, Event, event};
 use brine_proto::recordio::Decoder;
 use http::StatusCode;
@@ -33,7 +34,7 @@ impl Drop for Subscription {
 /// POSTs the SUBSCRIBE `call` to `endpoint`, following `307 Temporary Redirect`s to the
 /// leading master (which may switch between `http` and `https`), and starts reading its
 /// events. The TLS configuration is built here, at the first `https` endpoint, and
-/// handed to the [`Caller`].
+/// handed to the [`Caller`] with the connector.
 pub async fn subscribe(
     endpoint: &Endpoint,
     call: &Call,
@@ -41,19 +42,11 @@ pub async fn subscribe(
 ) -> Result<Subscription, ClientError> {
     let mut endpoint = endpoint.clone();
     let mut redirects = 0;
-    let mut tls = None;
+    let mut connector = Connector::plain();
     let credential = config.credential.as_ref();
     loop {
-        ensure_tls(&endpoint, &mut tls, config)?;
-        let io = endpoint
-            .connect(config.request_timeout, tls.as_ref())
-            .await?;
-        let (mut sender, connection) = hyper::client::conn::http1::handshake(io).await?;
-        let connection = tokio::spawn(async move {
-            if let Err(e) = connection.await {
-                tracing::debug!(error = %e, "subscription connection ended");
-            }
-        });
+        ensure_tls(&endpoint, &mut connector, config)?;
+        let (mut sender, connection) = endpoint.open(config.request_timeout, &connector).await?;
         let request = endpoint.request(call, None, credential)?;
         let response = tokio::time::timeout(config.request_timeout, sender.send_request(request))
             .await
@@ -89,7 +82,7 @@ pub async fn subscribe(
             connection.abort();
             return Err(ClientError::NoStreamId);
         };
-        let caller = Caller::new(endpoint, stream_id, config.clone(), tls);
+        let caller = Caller::new(endpoint, stream_id, config.clone(), connector);
         let (tx, events) = mpsc::unbounded_channel();
         let body = response.into_body();
         let config = config.clone();

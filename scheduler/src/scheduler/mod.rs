@@ -20,6 +20,7 @@ mod updates;
 
 use std::time::{Duration, Instant};
 
+use brine_http::Backoff;
 use brine_proto::mesos::v1::scheduler::{Call, Event, call, event};
 use brine_proto::mesos::v1::{
     AgentId, ExecutorId, Filters, FrameworkInfo, OfferId, TaskId, TaskInfo, offer,
@@ -617,10 +618,10 @@ impl Scheduler {
         let max_backoff = self.config.max_resubscribe_backoff;
         let tx = self.reconnect_tx.clone();
         tokio::spawn(async move {
-            let mut backoff = Duration::from_millis(100);
+            let mut backoff = Backoff::new(Duration::from_millis(100), max_backoff);
             loop {
                 tokio::select! {
-                    () = tokio::time::sleep(backoff) => {}
+                    () = tokio::time::sleep(backoff.next_wait()) => {}
                     // The scheduler is gone (its `Cluster` dropped): stop retrying.
                     () = tx.closed() => return,
                 }
@@ -635,8 +636,7 @@ impl Scheduler {
                         return;
                     }
                     Err(e) => {
-                        tracing::info!(error = %e, retry_in = ?backoff, "re-subscription failed");
-                        backoff = (backoff * 2).min(max_backoff);
+                        tracing::info!(error = %e, retry_in = ?backoff.peek(), "re-subscription failed");
                     }
                 }
             }
