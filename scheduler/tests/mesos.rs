@@ -12,23 +12,41 @@ mod common;
 use std::collections::HashSet;
 use std::time::Duration;
 
-use brine_scheduler::{Cluster, ErrorKind, Module, TaskError};
+use brine_scheduler::{Cluster, ClusterConfig, ErrorKind, Module, TaskError};
 use futures::StreamExt;
 
 const VAR: &str = "BRINE_TEST_MESOS_MASTER";
+const BOUND: Duration = Duration::from_secs(300);
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs a real Apache Mesos master: make test-mesos MASTER=http://host:5050"]
-async fn closures_run_on_a_real_mesos_master() {
+/// Subscribes to the master `BRINE_TEST_MESOS_MASTER` names, within [`BOUND`].
+async fn connect(config: ClusterConfig) -> Cluster {
     let master = std::env::var(VAR)
         .ok()
         .filter(|m| !m.is_empty())
         .unwrap_or_else(|| panic!("set {VAR}=http://host:5050 (or zk://…): make test-mesos"));
-    let bound = Duration::from_secs(300);
-    let cluster = tokio::time::timeout(bound, Cluster::connect(&master))
+    tokio::time::timeout(BOUND, Cluster::connect_with(&master, config))
         .await
         .expect("connects in time")
-        .unwrap_or_else(|e| panic!("cannot subscribe to {master}: {e}"));
+        .unwrap_or_else(|e| panic!("cannot subscribe to {master}: {e}"))
+}
+
+/// This framework's entry in the master's `/master/state`.
+fn our_framework(cluster: &Cluster) -> serde_json::Value {
+    let state = brine_tests::get_json(cluster.master_url(), "/master/state");
+    state["frameworks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["id"] == cluster.framework_id())
+        .expect("the framework is in /master/state")
+        .clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs a real Apache Mesos master: make test-mesos MASTER=http://host:5050"]
+async fn closures_run_on_a_real_mesos_master() {
+    let bound = BOUND;
+    let cluster = connect(ClusterConfig::default()).await;
     let sum = Module::from_bytes(brine_tests::example("sum"));
     let hello = Module::from_bytes(brine_tests::example("hello"));
 
@@ -69,14 +87,7 @@ async fn closures_run_on_a_real_mesos_master() {
     // Leases, not a task per closure: the 200 closures (and the three before) ran in
     // a handful of Mesos tasks, every one a lease, on one executor per agent.
     let url = cluster.master_url().to_owned();
-    let state = brine_tests::get_json(&url, "/master/state");
-    let ours = state["frameworks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|f| f["id"] == cluster.framework_id())
-        .expect("the framework is in /master/state")
-        .clone();
+    let ours = our_framework(&cluster);
     let tasks: Vec<&serde_json::Value> = ours["tasks"]
         .as_array()
         .into_iter()
@@ -128,17 +139,9 @@ async fn closures_run_on_a_real_mesos_master() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs a real Apache Mesos master: make test-mesos MASTER=http://host:5050"]
 async fn periodic_reconciliation_leaves_live_leases_alone() {
-    let master = std::env::var(VAR)
-        .ok()
-        .filter(|m| !m.is_empty())
-        .unwrap_or_else(|| panic!("set {VAR}=http://host:5050 (or zk://…): make test-mesos"));
-    let bound = Duration::from_secs(300);
-    let config =
-        brine_scheduler::ClusterConfig::default().with_reconcile_interval(Duration::from_secs(1));
-    let cluster = tokio::time::timeout(bound, Cluster::connect_with(&master, config))
-        .await
-        .expect("connects in time")
-        .unwrap_or_else(|e| panic!("cannot subscribe to {master}: {e}"));
+    let bound = BOUND;
+    let config = ClusterConfig::default().with_reconcile_interval(Duration::from_secs(1));
+    let cluster = connect(config).await;
     let failures = Module::from_bytes(brine_tests::example("failures"));
     // Long enough for several reconciliations to pass while leases are in use.
     let inputs: Vec<u64> = vec![50; 100];
@@ -152,14 +155,7 @@ async fn periodic_reconciliation_leaves_live_leases_alone() {
     for (_, result) in results {
         let _: u64 = result.expect("spin succeeds");
     }
-    let state = brine_tests::get_json(cluster.master_url(), "/master/state");
-    let ours = state["frameworks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|f| f["id"] == cluster.framework_id())
-        .expect("the framework is in /master/state")
-        .clone();
+    let ours = our_framework(&cluster);
     let killed: Vec<&serde_json::Value> = ours["completed_tasks"]
         .as_array()
         .into_iter()

@@ -62,22 +62,19 @@ impl CgroupPaths {
 
     /// The memory soft limit now in force, in bytes (`None` for "max"/unreadable).
     pub fn memory_soft_limit_bytes(&self) -> Option<u64> {
-        let file = match self.version {
-            CgroupVersion::V1 => "memory.soft_limit_in_bytes",
-            CgroupVersion::V2 => "memory.low",
-        };
-        fs::read_to_string(self.memory.join(file))
-            .ok()?
-            .trim()
-            .parse()
-            .ok()
+        self.read_memory("memory.soft_limit_in_bytes", "memory.low")
     }
 
     /// The memory hard limit now in force, in bytes (`None` for "max"/unreadable).
     pub fn memory_limit_bytes(&self) -> Option<u64> {
+        self.read_memory("memory.limit_in_bytes", "memory.max")
+    }
+
+    /// A number from the memory controller's `v1` or `v2` file, by version.
+    fn read_memory(&self, v1: &str, v2: &str) -> Option<u64> {
         let file = match self.version {
-            CgroupVersion::V1 => "memory.limit_in_bytes",
-            CgroupVersion::V2 => "memory.max",
+            CgroupVersion::V1 => v1,
+            CgroupVersion::V2 => v2,
         };
         fs::read_to_string(self.memory.join(file))
             .ok()?
