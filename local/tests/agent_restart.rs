@@ -11,7 +11,6 @@ mod common;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use brine_proto::codec::{self, ContentType};
@@ -19,11 +18,11 @@ use brine_proto::mesos::v1::{
     CommandInfo, ExecutorId, ExecutorInfo, Resource, TaskId, TaskInfo, command_info,
 };
 use brine_proto::payload::{Encoding, ExecutorConfig, ModuleRef, Payload, TaskSpec};
+use brine_tests::process::{free_port, spawn_first_line};
 use bytes::Bytes;
 use common::scheduler::{Framework, get, json_headers};
 use serde_json::{Value, json};
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
+use tokio::process::Child;
 
 /// Bound on every wait (debug builds on a loaded 2-core machine).
 const BOUND: Duration = Duration::from_secs(60);
@@ -65,34 +64,7 @@ fn to_json(message: &impl brine_proto::codec::MesosMessage) -> Value {
 
 /// Spawns `brine-local <args>` and returns it with the first line it prints.
 async fn spawn(args: &[&str]) -> (Child, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_brine-local"))
-        .args(args)
-        .env(
-            "RUST_LOG",
-            std::env::var("BRINE_TEST_LOG").unwrap_or_else(|_| "warn".into()),
-        )
-        .stdout(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let mut lines = BufReader::new(stdout).lines();
-    let line = tokio::time::timeout(BOUND, lines.next_line())
-        .await
-        .expect("a first line in time")
-        .unwrap()
-        .expect("a first line");
-    // Keep draining so the process never blocks on a full pipe.
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    (child, line)
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    spawn_first_line(Path::new(env!("CARGO_BIN_EXE_brine-local")), args).await
 }
 
 /// Polls `url` `path` (JSON) until `pred` holds, within [`BOUND`].

@@ -10,6 +10,7 @@
 
 mod common;
 
+use brine_tests::process::free_port;
 use brine_tests::{bounded, init_tracing};
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -171,14 +172,6 @@ fn which(program: &str) -> Option<PathBuf> {
             .map(|dir| dir.join(program))
             .find(|path| path.is_file())
     })
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 fn fixtures() -> PathBuf {

@@ -38,6 +38,7 @@ use tokio::net::TcpListener;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::Notify;
 
+pub mod process;
 #[cfg(feature = "tls")]
 pub mod tls;
 

@@ -156,7 +156,9 @@ impl Scheduler {
                 // The executor still answers on its lane, so the lease most likely
                 // lives. It takes no more work, and is released so that its
                 // resources come back once the agent re-registers (else they stay
-                // held by a lease no one uses). Its closures finish and answer.
+                // held by a lease no one uses). Its closures stay on the books: those
+                // running finish and answer; the executor refuses those still queued
+                // in it, and they are sent again.
             } else if lease.in_flight > 0 {
                 // Not released by us: its closures went with it.
                 let message = format!(

@@ -503,7 +503,8 @@ fn a_lease_mesos_ends_takes_its_closures_to_another_attempt() {
 /// A master restarted without a registry answers reconciliation with TASK_LOST for
 /// every task on an agent that has not re-registered yet. A lease whose executor still
 /// answers on its lane is released over it (else its resources would stay held by a
-/// lease no one uses once the agent re-registers), its closures finish where they run,
+/// lease no one uses once the agent re-registers), its closures stay where they are
+/// (the executor finishes the running ones and refuses the queued ones),
 /// and the agent is not blamed.
 #[test]
 fn a_lease_the_master_forgot_is_released_over_its_live_lane() {
