@@ -46,12 +46,12 @@ test: examples zookeeper
 ## tmpfs mount for the fault matrix's disk-full case), #[ignore]d in a plain `cargo
 ## test`; `make test` runs them when run as root
 .PHONY: test-cgroups
+## (one workspace-wide invocation, like `make test`'s, so that after it nothing is
+## rebuilt: per-package invocations unify features differently and rebuilt minutes'
+## worth of the tree; `--tests`, as the criterion benches take one filter only)
 test-cgroups: examples
-	$(CARGO) build -p brine-executor
-	$(CARGO) test -p brine-local --test cgroups -- --ignored
-	$(CARGO) test -p brine-tests --test executor_agent -- --ignored cgroup
-	$(CARGO) build -p brine-local
-	$(CARGO) test -p brine-scheduler --test faults_deployed -- --ignored disk_full
+	$(CARGO) test --workspace --tests -- --ignored limits_follow_the_tasks \
+		cgroup_memory_soft_limit disk_full_while_the_agent_writes_a_sandbox
 
 ## test-mesos: the tests that need a real Apache Mesos master (MASTER=http://host:5050
 ## or zk://host:2181/mesos), ignored by `make test` because there is none here
