@@ -160,11 +160,16 @@ fn subscribed() -> Event {
 }
 
 fn launch_garbage(id: &str) -> (Event, TaskInfo) {
+    launch(id, Bytes::from_static(b"not a task spec"))
+}
+
+/// LAUNCH of task `id` on agent `ag` with `data`; the event and the task.
+fn launch(id: &str, data: Bytes) -> (Event, TaskInfo) {
     let task = TaskInfo {
         name: id.into(),
         task_id: TaskId { value: id.into() },
         agent_id: AgentId { value: "ag".into() },
-        data: Some(Bytes::from_static(b"not a task spec")),
+        data: Some(data),
         ..Default::default()
     };
     let event = Event {
@@ -173,6 +178,25 @@ fn launch_garbage(id: &str) -> (Event, TaskInfo) {
         ..Default::default()
     };
     (event, task)
+}
+
+/// The agent's ACKNOWLEDGED for `update`.
+fn acknowledged(update: &call::Update) -> Event {
+    Event {
+        r#type: Some(event::Type::Acknowledged as i32),
+        acknowledged: Some(event::Acknowledged {
+            task_id: update.status.task_id.clone(),
+            uuid: update.status.uuid.clone().unwrap(),
+        }),
+        ..Default::default()
+    }
+}
+
+fn shutdown() -> Event {
+    Event {
+        r#type: Some(event::Type::Shutdown as i32),
+        ..Default::default()
+    }
 }
 
 async fn exit_code(child: &mut tokio::process::Child) -> Option<i32> {
@@ -215,15 +239,7 @@ async fn resubscription_carries_exactly_the_unacknowledged_updates_and_tasks() {
 
     // Acknowledge: the update and the (terminal) task are settled.
     send(&mut stream, &subscribed()).await;
-    let ack = Event {
-        r#type: Some(event::Type::Acknowledged as i32),
-        acknowledged: Some(event::Acknowledged {
-            task_id: TaskId { value: "t1".into() },
-            uuid: update.status.uuid.clone().unwrap(),
-        }),
-        ..Default::default()
-    };
-    send(&mut stream, &ack).await;
+    send(&mut stream, &acknowledged(&update)).await;
     // A second task after the acknowledgement, so we know it was processed.
     let (launch, _) = launch_garbage("t2");
     send(&mut stream, &launch).await;
@@ -247,20 +263,8 @@ async fn resubscription_carries_exactly_the_unacknowledged_updates_and_tasks() {
 
     // SHUTDOWN with nothing running: it waits for t2's acknowledgement, then exits 0.
     send(&mut stream, &subscribed()).await;
-    let shutdown = Event {
-        r#type: Some(event::Type::Shutdown as i32),
-        ..Default::default()
-    };
-    send(&mut stream, &shutdown).await;
-    let ack = Event {
-        r#type: Some(event::Type::Acknowledged as i32),
-        acknowledged: Some(event::Acknowledged {
-            task_id: TaskId { value: "t2".into() },
-            uuid: update2.status.uuid.clone().unwrap(),
-        }),
-        ..Default::default()
-    };
-    send(&mut stream, &ack).await;
+    send(&mut stream, &shutdown()).await;
+    send(&mut stream, &acknowledged(&update2)).await;
     assert_eq!(exit_code(&mut child).await, Some(0));
 }
 
@@ -308,38 +312,14 @@ async fn durations_too_long_for_the_clock_mean_never() {
         encoding: Encoding::Json,
         deadline: None,
     };
-    let launch = Event {
-        r#type: Some(event::Type::Launch as i32),
-        launch: Some(event::Launch {
-            task: TaskInfo {
-                name: "t1".into(),
-                task_id: TaskId { value: "t1".into() },
-                agent_id: AgentId { value: "ag".into() },
-                data: Some(spec.encode().into()),
-                ..Default::default()
-            },
-        }),
-        ..Default::default()
-    };
+    let (launch, _) = launch("t1", spec.encode().into());
     send(&mut stream, &launch).await;
     // Its TASK_RUNNING never falls due: the first update is the terminal one.
     let update = next_update(&mut rx).await;
     assert_eq!(update.status.state(), TaskState::TaskFailed);
     assert!(child.try_wait().unwrap().is_none(), "the executor exited");
 
-    let shutdown = Event {
-        r#type: Some(event::Type::Shutdown as i32),
-        ..Default::default()
-    };
-    send(&mut stream, &shutdown).await;
-    let ack = Event {
-        r#type: Some(event::Type::Acknowledged as i32),
-        acknowledged: Some(event::Acknowledged {
-            task_id: TaskId { value: "t1".into() },
-            uuid: update.status.uuid.clone().unwrap(),
-        }),
-        ..Default::default()
-    };
-    send(&mut stream, &ack).await;
+    send(&mut stream, &shutdown()).await;
+    send(&mut stream, &acknowledged(&update)).await;
     assert_eq!(exit_code(&mut child).await, Some(0));
 }
